@@ -1,0 +1,77 @@
+# tplabs.async_tasks: `make demo` and `make test` do all set-up on a fresh Debian/Ubuntu.
+SHELL := /bin/bash
+.ONESHELL:
+.SHELLFLAGS := -eu -o pipefail -c
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+COLLECTIONS := $(CURDIR)/.collections
+INSTALLED := $(COLLECTIONS)/ansible_collections/tplabs/async_tasks
+export PATH := $(BIN):$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
+STAGE := scripts/stage
+
+.PHONY: help venv install demo test lint sanity unit integration molecule incus lab lab-down bench clean
+
+help:
+	@echo "make demo      set up .venv + the collection, run the main job on 3 local hosts"
+	@echo "make test      lint, sanity, unit, integration and Molecule on Incus"
+	@echo "make lab       create the Incus lab (host1..host3); make lab-down deletes it"
+	@echo "make bench     run the benchmarks (benchmarks/README.md)"
+
+$(VENV)/.installed: requirements.txt
+	@command -v $(PYTHON) >/dev/null || { echo "python3 is required" >&2; exit 1; }
+	if ! $(PYTHON) -m venv --help >/dev/null 2>&1 || ! $(PYTHON) -c 'import ensurepip' 2>/dev/null; then
+	  echo "python3-venv missing: installing it with apt-get"; apt-get update -qq && apt-get install -y -qq python3-venv
+	fi
+	[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+install: venv
+	$(STAGE) install -- bash -c 'rm -rf build && ansible-galaxy collection build --force --output-path build >/dev/null && ansible-galaxy collection install --offline --force -p $(COLLECTIONS) build/tplabs-async_tasks-*.tar.gz >/dev/null && echo "installed tplabs.async_tasks into $(COLLECTIONS)"'
+
+demo: install
+	$(STAGE) demo -- ansible-playbook playbooks/demo.yml
+	@echo
+	@echo "Next: activate the venv and run the lab's steps yourself:"
+	@echo "  source $(VENV)/bin/activate"
+	@echo "  ansible-playbook playbooks/step5.yml"
+
+lint: venv
+	$(STAGE) lint -- bash -c 'ruff check . && ruff format --check . && yamllint -s . && ansible-lint --profile production --offline'
+
+sanity: install
+	$(STAGE) sanity -- scripts/sanity
+
+unit: venv
+	$(STAGE) unit -- pytest -q tests/unit
+
+integration: install
+	$(STAGE) integration -- pytest -q tests/integration
+
+incus:
+	$(STAGE) incus-setup -- scripts/incus-setup.sh
+
+molecule: install incus
+	$(STAGE) molecule -- pytest -q tests/molecule
+
+test: lint sanity unit integration molecule
+	@$(STAGE) --summary
+
+lab: install incus
+	ansible-playbook playbooks/step0.yml -i inventories/incus.yml
+
+lab-down: install
+	ansible-playbook playbooks/lab_down.yml -i inventories/incus.yml
+
+bench: install
+	python benchmarks/async_wait.py
+	python benchmarks/callback_overhead.py
+
+clean:
+	rm -rf build $(COLLECTIONS) .cache reports

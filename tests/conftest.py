@@ -1,0 +1,37 @@
+"""Shared pytest set-up: the repo paths, and no skip may pass silently in CI."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+COLLECTIONS = REPO / ".collections"
+
+# Unit tests import the plugins as `ansible_collections.tplabs.async_tasks...` from the
+# installed copy (make install), or from the work tree through a symlink farm made here.
+_farm = REPO / ".cache" / "collections"
+_link = _farm / "ansible_collections" / "tplabs" / "async_tasks"
+if not _link.exists():
+    _link.parent.mkdir(parents=True, exist_ok=True)
+    _link.symlink_to(REPO)
+if str(_farm) not in sys.path:
+    sys.path.insert(0, str(_farm))
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """With CI=true, a skipped test is a failed test: nothing may pass by not running."""
+    outcome = yield
+    report = outcome.get_result()
+    if in_ci() and report.skipped:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"skipped in CI (CI=true makes skips fail): {reason}"
