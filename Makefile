@@ -33,7 +33,7 @@ $(VENV)/.installed: requirements.txt
 venv: $(VENV)/.installed
 
 install: venv
-	$(STAGE) install -- bash -c 'rm -rf build && ansible-galaxy collection build --force --output-path build >/dev/null && ansible-galaxy collection install --offline --force -p $(COLLECTIONS) build/tplabs-async_tasks-*.tar.gz >/dev/null && echo "installed tplabs.async_tasks into $(COLLECTIONS)"'
+	$(STAGE) install -- scripts/install-collection $(COLLECTIONS)
 
 demo: install
 	$(STAGE) demo -- ansible-playbook playbooks/demo.yml
