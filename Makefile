@@ -48,7 +48,7 @@ lint: venv
 sanity: install
 	$(STAGE) sanity -- scripts/sanity
 
-unit: venv
+unit: install
 	$(STAGE) unit -- pytest -q tests/unit
 
 integration: install

@@ -33,7 +33,9 @@ def ansible_env(**extra: str) -> dict[str, str]:
         ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
         # make exports the installed copy (.collections); a developer may point this at
         # .cache/collections (a live symlink to the work tree, made by tests/conftest.py).
-        ANSIBLE_COLLECTIONS_PATH=os.environ.get("ANSIBLE_COLLECTIONS_PATH", str(REPO / ".collections")),
+        ANSIBLE_COLLECTIONS_PATH=os.environ.get(
+            "ANSIBLE_COLLECTIONS_PATH", str(REPO / ".collections")
+        ),
         ANSIBLE_NOCOLOR="1",
         ANSIBLE_FORCE_COLOR="0",
         ANSIBLE_HOST_KEY_CHECKING="False",
@@ -44,7 +46,9 @@ def ansible_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def run(cmd: list[str], env: dict[str, str] | None = None, timeout: float = 600, cwd: Path | None = None) -> Run:
+def run(
+    cmd: list[str], env: dict[str, str] | None = None, timeout: float = 600, cwd: Path | None = None
+) -> Run:
     exe = shutil.which(cmd[0], path=str(VENV_BIN)) or cmd[0]
     start = time.monotonic()
     proc = subprocess.run(
@@ -59,11 +63,20 @@ def run(cmd: list[str], env: dict[str, str] | None = None, timeout: float = 600,
     return Run(proc.returncode, proc.stdout, proc.stderr, time.monotonic() - start)
 
 
-def playbook(path: str | Path, *args: str, env: dict[str, str] | None = None, timeout: float = 600) -> Run:
+def playbook(
+    path: str | Path, *args: str, env: dict[str, str] | None = None, timeout: float = 600
+) -> Run:
     return run(["ansible-playbook", str(path), *args], env=env, timeout=timeout)
 
 
-def playbook_json(path: str | Path, *args: str, env: dict[str, str] | None = None, timeout: float = 600) -> tuple[Run, dict]:
+def playbook_json(
+    path: str | Path, *args: str, env: dict[str, str] | None = None, timeout: float = 600
+) -> tuple[Run, dict]:
     """Run with the json stdout callback and return the parsed document."""
-    result = playbook(path, *args, env=env or ansible_env(ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json"), timeout=timeout)
+    result = playbook(
+        path,
+        *args,
+        env=env or ansible_env(ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json"),
+        timeout=timeout,
+    )
     return result, json.loads(result.stdout)

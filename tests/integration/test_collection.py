@@ -1,0 +1,98 @@
+"""The collection builds and installs offline, and ansible-doc sees what it ships."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.helpers import REPO, ansible_env, run
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("build")
+    dest = tmp_path_factory.mktemp("collections")
+    built = run(
+        ["ansible-galaxy", "collection", "build", "--force", "--output-path", str(out), str(REPO)]
+    )
+    assert built.rc == 0, built.output
+    (tarball,) = out.glob("tplabs-async_tasks-*.tar.gz")
+    inst = run(
+        [
+            "ansible-galaxy",
+            "collection",
+            "install",
+            "--offline",
+            "--force",
+            "-p",
+            str(dest),
+            str(tarball),
+        ],
+        env=ansible_env(ANSIBLE_COLLECTIONS_PATH=str(dest)),
+    )
+    assert inst.rc == 0, inst.output
+    return dest
+
+
+def test_tarball_leaves_out_tooling(tmp_path: Path) -> None:
+    built = run(
+        [
+            "ansible-galaxy",
+            "collection",
+            "build",
+            "--force",
+            "--output-path",
+            str(tmp_path),
+            str(REPO),
+        ]
+    )
+    assert built.rc == 0, built.output
+    (tarball,) = tmp_path.glob("*.tar.gz")
+    with tarfile.open(tarball) as tar:
+        names = tar.getnames()
+    assert "MANIFEST.json" in names
+    for private in (".venv", ".collections", ".cache", ".git", ".ci"):
+        assert not any(n == private or n.startswith(private + "/") for n in names), private
+
+
+def test_installed_collection_is_listed(installed: Path) -> None:
+    env = ansible_env(ANSIBLE_COLLECTIONS_PATH=str(installed))
+    listed = run(
+        ["ansible-galaxy", "collection", "list", "tplabs.async_tasks", "--format", "json"], env=env
+    )
+    assert listed.rc == 0, listed.output
+    versions = {
+        name: info["version"]
+        for path in json.loads(listed.stdout).values()
+        for name, info in path.items()
+    }
+    galaxy = yaml.safe_load((REPO / "galaxy.yml").read_text())
+    assert versions.get("tplabs.async_tasks") == galaxy["version"]
+
+
+@pytest.mark.parametrize(
+    ("plugin_type", "expected"),
+    [
+        ("module", "tplabs.async_tasks.async_wait"),
+        ("callback", "tplabs.async_tasks.time_saved"),
+    ],
+)
+def test_ansible_doc_lists_plugins(installed: Path, plugin_type: str, expected: str) -> None:
+    env = ansible_env(ANSIBLE_COLLECTIONS_PATH=str(installed))
+    listed = run(["ansible-doc", "-t", plugin_type, "-l", "tplabs.async_tasks", "--json"], env=env)
+    assert listed.rc == 0, listed.output
+    assert expected in json.loads(listed.stdout)
+    shown = run(["ansible-doc", "-t", plugin_type, expected], env=env)
+    assert shown.rc == 0, shown.output
+    assert "EXAMPLES" in shown.stdout or plugin_type == "callback"
+
+
+def test_roles_are_installed(installed: Path) -> None:
+    roles = installed / "ansible_collections" / "tplabs" / "async_tasks" / "roles"
+    assert (roles / "lab" / "meta" / "argument_specs.yml").is_file()
