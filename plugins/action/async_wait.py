@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from ansible.errors import AnsibleActionFail, AnsibleConnectionFailure
 from ansible.plugins.action import ActionBase
@@ -67,7 +67,9 @@ def _from_result(result: Mapping, where: str) -> dict:
         entry["item"] = result.get(result.get("ansible_loop_var", "item"))
     if result.get("skipped"):
         entry.update(
-            jid=None, state="skipped", msg=f"skipped at launch: {result.get('skip_reason') or result.get('false_condition') or 'skipped'}"
+            jid=None,
+            state="skipped",
+            msg=f"skipped at launch: {result.get('skip_reason') or result.get('false_condition') or 'skipped'}",
         )
         return entry
     jid = result.get("ansible_job_id")
@@ -89,7 +91,9 @@ def _from_result(result: Mapping, where: str) -> dict:
     if result.get("finished"):
         # A `poll: N` result: the job already ended and core already removed its file.
         own = dict(result)
-        entry.update(state="failed" if own.get("failed") else "finished", result=own, done_before=True)
+        entry.update(
+            state="failed" if own.get("failed") else "finished", result=own, done_before=True
+        )
     return entry
 
 
@@ -102,7 +106,11 @@ def collect_jobs(value: Any) -> list[dict]:
             entries.append({"jid": check_jid(thing, f"jobs: {where}"), "where": where})
         elif isinstance(thing, Mapping):
             results = thing.get("results")
-            if "ansible_job_id" not in thing and isinstance(results, Sequence) and not isinstance(results, str):
+            if (
+                "ansible_job_id" not in thing
+                and isinstance(results, Sequence)
+                and not isinstance(results, str)
+            ):
                 if not thing.get("results") and thing.get("skipped"):
                     entries.append(_from_result(thing, where))
                 for index, item in enumerate(results):
@@ -139,7 +147,7 @@ class ActionModule(ActionBase):
     _supports_check_mode = True
     _supports_async = False
 
-    ARGUMENT_SPEC = {
+    ARGUMENT_SPEC: ClassVar[dict[str, dict]] = {
         "jobs": {"type": "raw", "required": True, "aliases": ["jid"]},
         "timeout": {"type": "raw"},
         "window": {"type": "raw"},
@@ -191,11 +199,16 @@ class ActionModule(ActionBase):
 
         def pending_jids() -> list[str]:
             jids = [e["jid"] for e in entries if "state" not in e]
-            return [j for j in dict.fromkeys(jids) if seen.get(j, {}).get("state", "running") == "running"]
+            return [
+                j
+                for j in dict.fromkeys(jids)
+                if seen.get(j, {}).get("state", "running") == "running"
+            ]
 
         def any_failed() -> bool:
             return any(
-                e.get("state") in FAILED_STATES or seen.get(e.get("jid") or "", {}).get("state") in FAILED_STATES
+                e.get("state") in FAILED_STATES
+                or seen.get(e.get("jid") or "", {}).get("state") in FAILED_STATES
                 for e in entries
             )
 
@@ -222,12 +235,22 @@ class ActionModule(ActionBase):
             except AnsibleConnectionFailure as err:
                 reply = {"failed": True, "msg": f"connection failure: {err}", "_unreachable": True}
             if reply.get("failed") or not isinstance(reply.get("jobs"), list):
-                errors.append(str(reply.get("msg") or reply.get("module_stderr") or "no jobs in reply").strip())
+                errors.append(
+                    str(
+                        reply.get("msg") or reply.get("module_stderr") or "no jobs in reply"
+                    ).strip()
+                )
                 unreachable = bool(reply.get("_unreachable") or reply.get("unreachable"))
-                if len(errors) >= MAX_CONSECUTIVE_ERRORS or (deadline is not None and self.clock() >= deadline):
+                if len(errors) >= MAX_CONSECUTIVE_ERRORS or (
+                    deadline is not None and self.clock() >= deadline
+                ):
                     break
                 display.vvv(f"async_wait: poll failed ({errors[-1]}), retrying", host=host)
-                self.sleep(RETRY_PAUSE if deadline is None else min(RETRY_PAUSE, max(0.0, deadline - self.clock())))
+                self.sleep(
+                    RETRY_PAUSE
+                    if deadline is None
+                    else min(RETRY_PAUSE, max(0.0, deadline - self.clock()))
+                )
                 try:
                     self._connection.reset()
                 except Exception as err:  # a reset that fails is retried by the next poll
@@ -256,7 +279,9 @@ class ActionModule(ActionBase):
         if timed_out and args["on_timeout"] == "kill" and not self._task.check_mode and async_dir:
             try:
                 polls += 1
-                reply = self._poll(still, async_dir, task_vars, mode="kill", cleanup=args["cleanup"])
+                reply = self._poll(
+                    still, async_dir, task_vars, mode="kill", cleanup=args["cleanup"]
+                )
                 for job in reply.get("jobs", []):
                     if isinstance(job, dict) and job.get("jid") in seen:
                         started = seen[job["jid"]].get("started_at")
@@ -306,11 +331,15 @@ class ActionModule(ActionBase):
                 + "; ".join(f"{self._describe(j)}: {j['msg']}" for j in failed_jobs)
             )
             if args["fail_fast"] and counts["pending"]:
-                problems.append(f"fail_fast: returned with {counts['pending']} job(s) still running")
+                problems.append(
+                    f"fail_fast: returned with {counts['pending']} job(s) still running"
+                )
 
         if unreachable and errors:
             result["unreachable"] = True
-        result["failed"] = bool(errors or timed_out or (failed_jobs and args["fail_on_job_failure"]))
+        result["failed"] = bool(
+            errors or timed_out or (failed_jobs and args["fail_on_job_failure"])
+        )
         if problems:
             result["msg"] = "; ".join(problems)
         elif counts["total"] and counts["skipped"] == counts["total"]:
@@ -337,7 +366,9 @@ class ActionModule(ActionBase):
     def _ran(job: dict) -> str:
         return "an unknown time" if job.get("elapsed") is None else f"{job['elapsed']:.1f}s"
 
-    def _progress(self, entries: list[dict], seen: dict, host: str | None, elapsed: float, polls: int) -> None:
+    def _progress(
+        self, entries: list[dict], seen: dict, host: str | None, elapsed: float, polls: int
+    ) -> None:
         states = [e.get("state") or seen.get(e["jid"], {}).get("state", "running") for e in entries]
         running = states.count("running")
         done = len(states) - running

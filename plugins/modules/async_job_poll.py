@@ -83,14 +83,15 @@ checks:
   type: int
 """
 
-import json
-import os
-import re
-import signal
-import stat
-import time
+import contextlib  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import re  # noqa: E402
+import signal  # noqa: E402
+import stat  # noqa: E402
+import time  # noqa: E402
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 JID_RE = re.compile(r"^j\d+\.\d+$")
 ENDED = ("finished", "failed", "timeout", "orphaned", "corrupt", "killed")
@@ -140,7 +141,9 @@ def wrapper_processes(prefixes: set[str], proc: str = "/proc") -> dict[str, list
         except OSError:
             continue
         args = raw.decode("utf-8", "replace").split("\0")
-        if len(args) < 3 or not any(os.path.basename(a).startswith("async_wrapper") for a in args[:3]):
+        if len(args) < 3 or not any(
+            os.path.basename(a).startswith("async_wrapper") for a in args[:3]
+        ):
             continue
         for prefix in prefixes:
             if prefix in args:
@@ -202,7 +205,9 @@ class Poller:
         self.checks = 0
 
     def pending(self) -> list[str]:
-        return [j for j in self.jids if self.jobs.get(j, {}).get("state") not in ENDED + ("unknown",)]
+        return [
+            j for j in self.jids if self.jobs.get(j, {}).get("state") not in (*ENDED, "unknown")
+        ]
 
     def _scan(self, force: bool = False) -> dict[str, list[int]] | None:
         now = time.monotonic()
@@ -267,7 +272,9 @@ class Poller:
             assert isinstance(data, dict)
             entry.update(state=classify_done(data), ended_at=mtime, result=data)
             if entry["state"] == "timeout":
-                entry["msg"] = "the job reached its own async limit (Timeout exceeded) and was killed"
+                entry["msg"] = (
+                    "the job reached its own async limit (Timeout exceeded) and was killed"
+                )
         return entry
 
     def check(self) -> None:
@@ -312,17 +319,13 @@ class Poller:
             pids = procs.get(jid.split(".")[0], [])
             groups = set()
             for pid in pids:
-                try:
+                with contextlib.suppress(OSError):
                     groups.add(os.getpgid(pid))
-                except OSError:
-                    pass
             groups.discard(own)
             for sig in (signal.SIGTERM, signal.SIGKILL):
                 for group in groups:
-                    try:
+                    with contextlib.suppress(OSError):
                         os.killpg(group, sig)
-                    except OSError:
-                        pass
                 if sig == signal.SIGTERM:
                     end = time.monotonic() + grace
                     while time.monotonic() < end and self._alive(jid, force=True):

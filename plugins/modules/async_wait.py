@@ -1,0 +1,251 @@
+#!/usr/bin/python
+# Copyright: (c) 2026, tplabs developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Documentation of the tplabs.async_tasks.async_wait action plugin (no code runs here)."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: async_wait
+short_description: Wait for many async jobs at once, fast, with clear failures
+version_added: 0.1.0
+description:
+  - Waits for jobs started with C(async) and C(poll=0), and replaces the
+    M(ansible.builtin.async_status) + C(until) + C(retries) + C(delay) loop.
+  - One remote round trip per poll for all of a host's jobs, whatever their number. On the host,
+    a small module reads every job file each O(poll_interval) seconds for up to O(window) seconds
+    and returns as soon as no job is running, so a finished job is noticed within about 0.2 s
+    with few round trips, and nothing fills the log with C(FAILED - RETRYING).
+  - Reports every job in input order, with its state, return code, output and the module's own
+    result. The task fails when any job failed (unless O(fail_on_job_failure=false)), when the
+    wait timed out (the message names each unfinished job and how long it ran), or when the host
+    was lost during the wait.
+  - A job whose process is gone while its job file still says it runs (killed with SIGKILL, the
+    host rebooted) is reported as C(orphaned) within a poll instead of being waited for until a
+    timeout. A job that already failed is not polled again.
+  - Finds the async directory exactly as M(ansible.builtin.async_status) does (the shell
+    option C(async_dir), that is C(ANSIBLE_ASYNC_DIR), C(ansible_async_dir) or C(ansible.cfg),
+    expanded for the become user when C(become) is on), so jobs launched with C(become) are found.
+  - With C(-v), prints the progress of each host after each poll (jobs done, pending, elapsed).
+options:
+  jobs:
+    description:
+      - What to wait for. A registered async launch result, a loop of them (the registered
+        variable or its C(results)), a list of either, a job id string, or a list of job ids.
+      - Skipped loop items are reported as C(skipped) and not waited for; items whose launch
+        failed are reported as C(launch_failed). A result that is not an async launch (no
+        C(ansible_job_id)) is an error.
+      - Job ids must look like core's, C(j<digits>.<digits>); anything else (such as a path) is
+        rejected before anything is read on the host.
+      - An empty list succeeds with nothing to wait for.
+    type: raw
+    required: true
+    aliases: [jid]
+  timeout:
+    description:
+      - Longest time to wait, in seconds, for the whole wait (not per job). V(0) reads the jobs
+        once and returns.
+      - By default there is none, since each job ends by its own C(async) limit and orphaned
+        jobs are detected. The async wrapper checks its own limit only every 5 seconds, so a job
+        may run up to 5 s past its C(async).
+    type: float
+  cleanup:
+    description:
+      - Remove the job file of every job that ended (in C(~/.ansible_async) by default), in the
+        same round trip that read it. Running jobs keep theirs.
+    type: bool
+    default: true
+  fail_on_job_failure:
+    description: Fail the task when any job failed. With V(false) the task reports and succeeds.
+    type: bool
+    default: true
+  fail_fast:
+    description: Return as soon as one job failed, leaving the others running, instead of waiting for all.
+    type: bool
+    default: false
+  on_timeout:
+    description:
+      - What to do with the jobs that are still running when O(timeout) is reached.
+      - V(fail) leaves them running; V(kill) stops their process groups on the host (the
+        supervisor and the module's) and marks them C(killed) (core's async_status has no kill mode).
+    type: str
+    choices: [fail, kill]
+    default: fail
+  window:
+    description:
+      - Longest time, in seconds, that one round trip waits on the host for the jobs to end
+        (long poll). Larger means fewer round trips; the task still returns as soon as the jobs end.
+    type: float
+    default: 5.0
+  poll_interval:
+    description: Seconds between two reads of the job files on the host, within a window.
+    type: float
+    default: 0.1
+attributes:
+  action:
+    support: full
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
+  check_mode:
+    support: full
+    details: Reads the jobs; neither removes job files nor kills jobs.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
+notes:
+  - C(finished) and C(started) in job results are booleans (as in ansible-core 2.19); test them
+    with C(is finished).
+  - The result has C(counts) rather than top-level C(failed)/C(finished) integers, since
+    C(failed) is the task's own status.
+seealso:
+  - module: ansible.builtin.async_status
+  - ref: playbooks_async
+    description: Asynchronous actions and polling.
+author:
+  - tplabs developers
+"""
+
+EXAMPLES = r"""
+- name: Start three jobs in the background
+  ansible.builtin.shell: "{{ item }}"
+  loop: ["sleep 3", "sleep 5", "exit 3"]
+  async: 600
+  poll: 0
+  register: jobs
+  changed_when: true
+
+- name: Wait for all of them at once (fails, naming the job that exited 3)
+  tplabs.async_tasks.async_wait:
+    jobs: "{{ jobs }}"
+    timeout: 120
+  register: waited
+
+- name: Wait, report, and do not fail on failed jobs
+  tplabs.async_tasks.async_wait:
+    jobs: "{{ jobs.results }}"
+    fail_on_job_failure: false
+  register: waited
+
+- name: Show the jobs that failed
+  ansible.builtin.debug:
+    msg: "{{ waited.jobs | selectattr('failed') | map(attribute='jid') }}"
+
+- name: Stop what still runs after 10 minutes
+  tplabs.async_tasks.async_wait:
+    jobs: "{{ jobs }}"
+    timeout: 600
+    on_timeout: kill
+
+- name: Return at the first failure
+  tplabs.async_tasks.async_wait:
+    jid: "{{ jobs }}"
+    fail_fast: true
+
+# Ad hoc, with a job id printed by `ansible all -B 600 -P 0 ...`:
+#   ansible all -m tplabs.async_tasks.async_wait -a jid=j123456789.4242
+"""
+
+RETURN = r"""
+jobs:
+  description: One entry per input job, in input order.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    jid:
+      description: The job id (null for a skipped or failed launch).
+      type: str
+      sample: j440699518422.16278
+    state:
+      description:
+        - V(finished) (ended well), V(failed) (ended with a failure), V(timeout) (reached its
+          own async limit), V(orphaned) (its process is gone but its file says running),
+          V(unknown) (no job file), V(corrupt) (a job file that cannot be parsed), V(killed)
+          (stopped by O(on_timeout=kill)), V(running) (still running when the wait returned),
+          V(skipped) or V(launch_failed).
+      type: str
+      sample: finished
+    finished:
+      description: Whether the job's own result was read (V(finished), V(failed), V(timeout)).
+      type: bool
+    failed:
+      description: Whether the job failed or can never succeed.
+      type: bool
+    rc:
+      description: The job's return code, when its module reports one.
+      type: int
+    stdout:
+      description: The job's standard output, when its module reports one.
+      type: str
+    stderr:
+      description: The job's standard error, when its module reports one.
+      type: str
+    msg:
+      description: What happened to the job, naming the cause of a failure.
+      type: str
+      sample: "rc=3: non-zero return code"
+    result:
+      description: The job's module result, as async_status would return it (empty while running).
+      type: dict
+    elapsed:
+      description: Seconds the job ran (or has run, for a running job), when known.
+      type: float
+    item:
+      description: The loop item, when the input was a loop result.
+      type: raw
+counts:
+  description: How many jobs are in each situation.
+  returned: always
+  type: dict
+  contains:
+    total:
+      description: Input jobs.
+      type: int
+    finished:
+      description: Jobs whose result was read (including failed ones).
+      type: int
+    failed:
+      description: Jobs that failed.
+      type: int
+    pending:
+      description: Jobs still running when the wait returned.
+      type: int
+    skipped:
+      description: Jobs skipped at launch.
+      type: int
+  sample: {total: 3, finished: 3, failed: 1, pending: 0, skipped: 0}
+finished:
+  description: True when no job is still running (so C(is finished) works on the result).
+  returned: always
+  type: bool
+pending:
+  description: Jobs still running when the wait returned.
+  returned: always
+  type: int
+elapsed:
+  description: Seconds the wait took, on a monotonic clock.
+  returned: always
+  type: float
+  sample: 5.123
+polls:
+  description: Remote round trips that ran the polling module (one per poll for all jobs).
+  returned: always
+  type: int
+  sample: 2
+async_dir:
+  description: The async directory where the job files were read.
+  returned: when a job was polled
+  type: str
+  sample: /root/.ansible_async
+msg:
+  description: A summary; on failure it names each job concerned and the cause.
+  returned: always
+  type: str
+"""
