@@ -1,0 +1,573 @@
+"""async_wait action: argument handling, jid checks, result shaping and the poll loop.
+
+In the style of ansible-core's test_reboot.py: a MagicMock(Task), the real local connection,
+and a fake `_execute_module` that answers as the remote module would, with a fake clock.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+import yaml
+from ansible.errors import AnsibleActionFail, AnsibleConnectionFailure
+from ansible.playbook.play_context import PlayContext
+from ansible.playbook.task import Task
+from ansible.plugins.loader import connection_loader
+
+from ansible_collections.tplabs.async_tasks.plugins.action import async_wait
+from ansible_collections.tplabs.async_tasks.plugins.action.async_wait import (
+    ActionModule,
+    collect_jobs,
+    parse_delta,
+    seconds,
+)
+from ansible_collections.tplabs.async_tasks.plugins.modules import async_wait as doc_stub
+
+ASYNC_DIR = "/fake/.ansible_async"
+J1, J2, J3 = "j111.1", "j222.2", "j333.3"
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, secs: float) -> None:
+        self.now += secs
+
+
+class FakeHost:
+    """Answers async_job_poll calls from a script: one list of job views per poll."""
+
+    def __init__(self, clock: FakeClock, script: list[Any], poll_seconds: float = 1.0) -> None:
+        self.clock = clock
+        self.script = list(script)
+        self.calls: list[dict] = []
+        self.poll_seconds = poll_seconds
+
+    def __call__(self, module_name=None, module_args=None, task_vars=None, **_: Any) -> dict:
+        assert module_name == "tplabs.async_tasks.async_job_poll"
+        self.calls.append(dict(module_args))
+        step = self.script.pop(0)
+        if isinstance(step, Exception):
+            raise step
+        if isinstance(step, dict):
+            return step
+        self.clock.now += min(self.poll_seconds, module_args.get("window", 0) or 0)
+        return {"changed": False, "checks": 1, "jobs": step}
+
+
+def running(jid: str, started_at: float = 0.0, running_for: float = 1.0) -> dict:
+    return {"jid": jid, "state": "running", "started_at": started_at, "running_for": running_for}
+
+
+def done(jid: str, rc: int = 0, started_at: float | None = 0.0, ended_at: float = 5.0) -> dict:
+    result = {"rc": rc, "stdout": f"out {jid}", "stderr": "", "changed": True}
+    if rc:
+        result.update(failed=True, msg="non-zero return code")
+    view = {
+        "jid": jid,
+        "state": "failed" if rc else "finished",
+        "ended_at": ended_at,
+        "result": result,
+        "erased": True,
+    }
+    if started_at is not None:
+        view["started_at"] = started_at
+    return view
+
+
+def launch(jid: str, item: Any = None) -> dict:
+    res = {"ansible_job_id": jid, "started": True, "finished": False, "changed": True}
+    if item is not None:
+        res.update(item=item, ansible_loop_var="item")
+    return res
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def make_action(mocker, monkeypatch, clock):
+    def make(args: dict, script: list[Any], check_mode: bool = False, poll_seconds: float = 1.0):
+        task = mocker.MagicMock(Task)
+        task.action = "tplabs.async_tasks.async_wait"
+        task.args = args
+        task.async_val = 0
+        task.check_mode = check_mode
+        task.diff = False
+        task.environment = []
+        play_context = PlayContext()
+        play_context.check_mode = check_mode
+        connection = connection_loader.get("local", play_context, os.devnull)
+        action = ActionModule(
+            task=task,
+            connection=connection,
+            play_context=play_context,
+            loader=None,
+            templar=None,
+            shared_loader_obj=None,
+        )
+        host = FakeHost(clock, script, poll_seconds)
+        monkeypatch.setattr(action, "_execute_module", host)
+        monkeypatch.setattr(action, "_get_async_dir", lambda: ASYNC_DIR)
+        monkeypatch.setattr(action, "clock", clock)
+        monkeypatch.setattr(action, "sleep", clock.sleep)
+        monkeypatch.setattr(connection, "reset", mocker.MagicMock())
+        return action, host
+
+    return make
+
+
+# --- argument handling -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("jobs", "expected"),
+    [
+        pytest.param(J1, [J1], id="jid-string"),
+        pytest.param([J1, J2], [J1, J2], id="list-of-jids"),
+        pytest.param(launch(J1), [J1], id="registered-result"),
+        pytest.param(
+            {"results": [launch(J1, "a"), launch(J2, "b")], "changed": True},
+            [J1, J2],
+            id="loop-result",
+        ),
+        pytest.param([launch(J1, "a"), launch(J2, "b")], [J1, J2], id="loop-results-list"),
+        pytest.param(
+            [{"results": [launch(J1, "a")]}, launch(J2), J3], [J1, J2, J3], id="list-of-either"
+        ),
+        pytest.param([], [], id="empty"),
+    ],
+)
+def test_collect_jobs_accepts_every_documented_shape(jobs: Any, expected: list[str]) -> None:
+    assert [e["jid"] for e in collect_jobs(jobs)] == expected
+
+
+def test_collect_jobs_marks_skipped_and_failed_launches_and_keeps_items() -> None:
+    loop = {
+        "results": [
+            launch(J1, "sleep 3"),
+            {
+                "skipped": True,
+                "item": "sleep 5",
+                "ansible_loop_var": "item",
+                "false_condition": "False",
+            },
+            {"failed": True, "msg": "boom", "item": "exit 3", "ansible_loop_var": "item"},
+        ]
+    }
+    entries = collect_jobs(loop)
+    assert [(e["jid"], e.get("state"), e["item"]) for e in entries] == [
+        (J1, None, "sleep 3"),
+        (None, "skipped", "sleep 5"),
+        (None, "launch_failed", "exit 3"),
+    ]
+    assert "boom" in entries[2]["msg"]
+
+
+def test_collect_jobs_takes_an_already_finished_poll_result_as_is() -> None:
+    (entry,) = collect_jobs({"ansible_job_id": J1, "finished": True, "rc": 0})
+    assert entry["state"] == "finished"
+    assert entry["result"]["rc"] == 0
+
+
+@pytest.mark.parametrize(
+    ("jobs", "message"),
+    [
+        pytest.param(42, r"jobs: jobs is a int \(42\)", id="int"),
+        pytest.param(None, r"jobs: jobs is a NoneType", id="none"),
+        pytest.param([[J1]], r"jobs: jobs\[0\] is a list", id="nested-list"),
+        pytest.param(
+            {"changed": True, "rc": 0},
+            r"not an async launch result \(no ansible_job_id",
+            id="not-async",
+        ),
+        pytest.param(
+            "../../etc/passwd", r"'\.\./\.\./etc/passwd' is not an async job id", id="traversal"
+        ),
+        pytest.param(
+            [J1, "j1.2/../x"],
+            r"jobs\[1\]: 'j1\.2/\.\./x' is not an async job id",
+            id="traversal-in-list",
+        ),
+        pytest.param(
+            {"ansible_job_id": "12345.67"}, r"'12345\.67' is not an async job id", id="old-format"
+        ),
+        pytest.param(
+            {"results": [launch(J1), "x"]}, r"jobs\.results\[1\] is a str", id="bad-loop-item"
+        ),
+    ],
+)
+def test_bad_jobs_fail_before_touching_the_host(make_action, jobs: Any, message: str) -> None:
+    action, host = make_action({"jobs": jobs}, [])
+    with pytest.raises(AnsibleActionFail, match=message):
+        action.run(task_vars={})
+    assert host.calls == []
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        pytest.param(
+            "timeout",
+            -1,
+            r"timeout must be a finite number of seconds >= 0, got -1",
+            id="negative-timeout",
+        ),
+        pytest.param(
+            "timeout",
+            "soon",
+            r"timeout must be a number of seconds, got 'soon' \(str\)",
+            id="text-timeout",
+        ),
+        pytest.param(
+            "timeout",
+            True,
+            r"timeout must be a number of seconds, got the boolean True",
+            id="bool-timeout",
+        ),
+        pytest.param(
+            "window",
+            -0.5,
+            r"window must be a finite number of seconds >= 0, got -0.5",
+            id="negative-window",
+        ),
+        pytest.param(
+            "window",
+            [1],
+            r"window must be a number of seconds, got \[1\] \(list\)",
+            id="list-window",
+        ),
+        pytest.param("poll_interval", 0, r"poll_interval must be > 0", id="zero-interval"),
+    ],
+)
+def test_bad_seconds_are_named(make_action, option: str, value: Any, message: str) -> None:
+    action, host = make_action({"jobs": J1, option: value}, [])
+    with pytest.raises(AnsibleActionFail, match=message):
+        action.run(task_vars={})
+    assert host.calls == []
+
+
+def test_seconds_accepts_numeric_strings() -> None:
+    assert seconds("timeout", "2.5", None) == 2.5
+    assert seconds("timeout", None, 7.0) == 7.0
+
+
+def test_bad_on_timeout_choice_is_rejected(make_action) -> None:
+    action, _ = make_action({"jobs": J1, "on_timeout": "explode"}, [])
+    with pytest.raises(Exception, match="on_timeout"):
+        action.run(task_vars={})
+
+
+def test_argument_spec_matches_the_documentation() -> None:
+    options = yaml.safe_load(doc_stub.DOCUMENTATION)["options"]
+    spec = ActionModule.ARGUMENT_SPEC
+    assert set(options) == set(spec)
+    assert options["jobs"]["aliases"] == spec["jobs"]["aliases"]
+    for name in ("cleanup", "fail_on_job_failure", "fail_fast", "on_timeout"):
+        assert options[name]["default"] == spec[name]["default"], name
+    assert options["on_timeout"]["choices"] == spec["on_timeout"]["choices"]
+    assert options["window"]["default"] == ActionModule.DEFAULT_WINDOW
+    assert options["poll_interval"]["default"] == ActionModule.DEFAULT_POLL_INTERVAL
+
+
+def test_parse_delta() -> None:
+    assert parse_delta("0:00:05.250000") == 5.25
+    assert parse_delta("1:02:03") == 3723.0
+    assert parse_delta("soon") is None
+
+
+# --- the loop and result shaping ------------------------------------------------------------
+
+
+def test_empty_list_succeeds_without_a_round_trip(make_action) -> None:
+    action, host = make_action({"jobs": []}, [])
+    result = action.run(task_vars={})
+    assert host.calls == []
+    assert result["failed"] is False
+    assert result["msg"] == "no jobs to wait for"
+    assert result["counts"] == {"total": 0, "finished": 0, "failed": 0, "pending": 0, "skipped": 0}
+    assert result["polls"] == 0
+
+
+def test_waits_with_one_round_trip_per_poll_for_all_jobs(make_action, clock) -> None:
+    loop = {"results": [launch(J1, "sleep 3"), launch(J2, "sleep 5")]}
+    script = [
+        [done(J1, started_at=0.0, ended_at=3.0), running(J2, running_for=4.0)],
+        [done(J2, started_at=0.0, ended_at=5.0)],
+    ]
+    action, host = make_action({"jobs": loop}, script)
+    result = action.run(task_vars={"inventory_hostname": "host1"})
+    assert [c["jids"] for c in host.calls] == [[J1, J2], [J2]]
+    assert host.calls[0] == {
+        "jids": [J1, J2],
+        "async_dir": ASYNC_DIR,
+        "window": 5.0,
+        "interval": 0.1,
+        "fail_fast": False,
+        "cleanup": True,
+    }
+    assert result["failed"] is False
+    assert result["polls"] == 2
+    assert result["counts"] == {"total": 2, "finished": 2, "failed": 0, "pending": 0, "skipped": 0}
+    assert result["finished"] is True
+    assert result["changed"] is False
+    assert result["jobs"] == [
+        {
+            "jid": J1,
+            "state": "finished",
+            "finished": True,
+            "failed": False,
+            "rc": 0,
+            "stdout": f"out {J1}",
+            "stderr": "",
+            "msg": "finished",
+            "result": {"rc": 0, "stdout": f"out {J1}", "stderr": "", "changed": True},
+            "elapsed": 3.0,
+            "item": "sleep 3",
+            "erased": True,
+        },
+        {
+            "jid": J2,
+            "state": "finished",
+            "finished": True,
+            "failed": False,
+            "rc": 0,
+            "stdout": f"out {J2}",
+            "stderr": "",
+            "msg": "finished",
+            "result": {"rc": 0, "stdout": f"out {J2}", "stderr": "", "changed": True},
+            "elapsed": 5.0,
+            "item": "sleep 5",
+            "erased": True,
+        },
+    ]
+    assert result["msg"] == "2 job(s) finished in 2.0s with 2 poll(s)"
+
+
+def test_first_start_time_seen_is_kept_for_elapsed(make_action) -> None:
+    script = [[running(J1, started_at=10.0)], [done(J1, started_at=None, ended_at=14.5)]]
+    action, _ = make_action({"jobs": J1}, script)
+    result = action.run(task_vars={})
+    assert result["jobs"][0]["elapsed"] == 4.5
+
+
+def test_elapsed_falls_back_to_the_modules_delta(make_action) -> None:
+    view = done(J1, started_at=None)
+    view["result"]["delta"] = "0:00:02.500000"
+    action, _ = make_action({"jobs": J1}, [[view]])
+    assert action.run(task_vars={})["jobs"][0]["elapsed"] == 2.5
+
+
+def test_a_failed_job_fails_the_task_and_is_named(make_action) -> None:
+    loop = {"results": [launch(J1, "sleep 3"), launch(J2, "exit 3")]}
+    action, _ = make_action({"jobs": loop}, [[done(J1), done(J2, rc=3)]])
+    result = action.run(task_vars={})
+    assert result["failed"] is True
+    assert result["msg"] == "1 of 2 job(s) failed: j222.2 (item exit 3): rc=3: non-zero return code"
+    assert result["counts"]["failed"] == 1
+    assert result["jobs"][1]["rc"] == 3
+    assert result["jobs"][1]["finished"] is True
+
+
+def test_fail_on_job_failure_false_reports_without_failing(make_action) -> None:
+    action, _ = make_action({"jobs": [J1], "fail_on_job_failure": False}, [[done(J1, rc=2)]])
+    result = action.run(task_vars={})
+    assert result["failed"] is False
+    assert result["jobs"][0]["failed"] is True
+    assert "rc=2" in result["msg"]
+
+
+def test_skipped_and_launch_failed_items_are_not_waited_for(make_action) -> None:
+    loop = {
+        "results": [
+            launch(J1, "a"),
+            {"skipped": True, "item": "b", "ansible_loop_var": "item"},
+            {"failed": True, "msg": "no such file", "item": "c", "ansible_loop_var": "item"},
+        ]
+    }
+    action, host = make_action({"jobs": loop}, [[done(J1)]])
+    result = action.run(task_vars={})
+    assert [c["jids"] for c in host.calls] == [[J1]]
+    assert [j["state"] for j in result["jobs"]] == ["finished", "skipped", "launch_failed"]
+    assert result["failed"] is True
+    assert (
+        "(no job id) (item c): the launch failed, nothing to wait for: no such file"
+        in result["msg"]
+    )
+    assert result["counts"] == {"total": 3, "finished": 1, "failed": 1, "pending": 0, "skipped": 1}
+
+
+def test_all_skipped_is_a_skipped_task(make_action) -> None:
+    action, host = make_action({"jobs": {"skipped": True, "changed": False}}, [])
+    result = action.run(task_vars={})
+    assert host.calls == []
+    assert result["skipped"] is True
+    assert result["failed"] is False
+    assert result["msg"] == "every job was skipped at launch: nothing to wait for"
+
+
+def test_duplicate_jids_are_polled_once_and_reported_twice(make_action) -> None:
+    action, host = make_action({"jobs": [J1, J1]}, [[done(J1)]])
+    result = action.run(task_vars={})
+    assert host.calls[0]["jids"] == [J1]
+    assert [j["jid"] for j in result["jobs"]] == [J1, J1]
+
+
+@pytest.mark.parametrize(
+    ("state", "msg"),
+    [
+        pytest.param("orphaned", "orphaned: no async_wrapper process left", id="orphaned"),
+        pytest.param(
+            "unknown", "unknown job: no job file /fake/.ansible_async/j111.1", id="unknown"
+        ),
+        pytest.param("corrupt", "job file cannot be parsed: not JSON", id="corrupt"),
+        pytest.param(
+            "timeout",
+            "the job reached its own async limit (Timeout exceeded) and was killed",
+            id="timeout",
+        ),
+    ],
+)
+def test_remote_failure_states_are_reported_with_their_cause(
+    make_action, state: str, msg: str
+) -> None:
+    view = {"jid": J1, "state": state, "msg": msg}
+    if state == "timeout":
+        view["result"] = {"failed": True, "msg": "Timeout exceeded", "child_pid": 4}
+    action, _ = make_action({"jobs": J1}, [[view]])
+    result = action.run(task_vars={})
+    assert result["failed"] is True
+    assert result["msg"] == f"1 of 1 job(s) failed: {J1}: {msg}"
+    assert result["jobs"][0]["state"] == state
+    assert result["jobs"][0]["finished"] is (state == "timeout")
+
+
+def test_timeout_names_each_unfinished_job_and_how_long_it_ran(make_action, clock) -> None:
+    loop = {"results": [launch(J1, "sleep 1"), launch(J2, "sleep 60")]}
+    script = [
+        [done(J1), running(J2, running_for=1.5)],
+        [running(J2, running_for=2.5)],
+    ]
+    action, host = make_action(
+        {"jobs": loop, "timeout": 2.5, "window": 1.5}, script, poll_seconds=1.5
+    )
+    result = action.run(task_vars={})
+    # The second window is cut to what is left of the timeout.
+    assert [c["window"] for c in host.calls] == [1.5, 1.0]
+    assert result["failed"] is True
+    assert result["msg"] == (
+        "timed out after 2.5s (timeout 2.5s) with 1 job(s) still running: j222.2 (item sleep 60) ran 2.5s"
+    )
+    assert result["counts"]["pending"] == 1
+    assert result["finished"] is False
+    assert result["jobs"][1]["state"] == "running"
+
+
+def test_timeout_zero_reads_once(make_action) -> None:
+    action, host = make_action({"jobs": J1, "timeout": 0}, [[running(J1, running_for=3.0)]])
+    result = action.run(task_vars={})
+    assert [c["window"] for c in host.calls] == [0.0]
+    assert result["failed"] is True
+    assert "ran 3.0s" in result["msg"]
+
+
+def test_on_timeout_kill_stops_the_unfinished_jobs(make_action) -> None:
+    killed = {
+        "jid": J2,
+        "state": "killed",
+        "msg": "killed by tplabs.async_tasks.async_wait after the wait timed out",
+        "started_at": 0.0,
+        "ended_at": 2.0,
+        "result": {"failed": True},
+    }
+    script = [[done(J1), running(J2)], {"changed": False, "jobs": [killed]}]
+    action, host = make_action({"jobs": [J1, J2], "timeout": 1, "on_timeout": "kill"}, script)
+    result = action.run(task_vars={})
+    assert host.calls[1] == {"jids": [J2], "async_dir": ASYNC_DIR, "mode": "kill", "cleanup": True}
+    assert result["failed"] is True
+    assert result["msg"].startswith(
+        "timed out after 1.0s (timeout 1s) with 1 job(s) killed: j222.2 ran 2.0s"
+    )
+    assert result["jobs"][1]["state"] == "killed"
+    assert result["polls"] == 2
+
+
+def test_on_timeout_kill_does_nothing_in_check_mode(make_action) -> None:
+    action, host = make_action(
+        {"jobs": J1, "timeout": 0, "on_timeout": "kill"}, [[running(J1)]], check_mode=True
+    )
+    result = action.run(task_vars={})
+    assert len(host.calls) == 1
+    assert result["jobs"][0]["state"] == "running"
+
+
+def test_fail_fast_returns_at_the_first_failure(make_action) -> None:
+    script = [[running(J1), done(J2, rc=1)]]
+    action, host = make_action({"jobs": [J1, J2], "fail_fast": True}, script)
+    result = action.run(task_vars={})
+    assert len(host.calls) == 1
+    assert host.calls[0]["fail_fast"] is True
+    assert result["failed"] is True
+    assert result["msg"] == (
+        "1 of 2 job(s) failed: j222.2: rc=1: non-zero return code; "
+        "fail_fast: returned with 1 job(s) still running"
+    )
+
+
+def test_without_fail_fast_a_failure_does_not_stop_the_wait(make_action) -> None:
+    script = [[running(J1), done(J2, rc=1)], [done(J1)]]
+    action, host = make_action({"jobs": [J1, J2]}, script)
+    result = action.run(task_vars={})
+    assert [c["jids"] for c in host.calls] == [[J1, J2], [J1]]
+    assert [j["state"] for j in result["jobs"]] == ["finished", "failed"]
+
+
+def test_a_lost_connection_is_retried_then_reported_unreachable(make_action) -> None:
+    lost = AnsibleConnectionFailure("instance not running: host1")
+    action, host = make_action({"jobs": [J1]}, [[running(J1)], lost, lost, lost])
+    result = action.run(task_vars={})
+    assert len(host.calls) == 4
+    assert result["unreachable"] is True
+    assert result["failed"] is True
+    assert result["msg"] == (
+        "lost the host after 3.0s with 1 job(s) unfinished (j111.1): "
+        "connection failure: instance not running: host1"
+    )
+    assert action._connection.reset.call_count == 2
+
+
+def test_a_transient_failure_is_retried_and_forgotten(make_action) -> None:
+    crash = {"failed": True, "msg": "MODULE FAILURE", "rc": 137}
+    action, host = make_action({"jobs": [J1]}, [crash, [done(J1)]])
+    result = action.run(task_vars={})
+    assert len(host.calls) == 2
+    assert result["failed"] is False
+    assert "unreachable" not in result
+
+
+def test_lost_connection_stops_at_the_timeout(make_action) -> None:
+    lost = AnsibleConnectionFailure("gone")
+    action, host = make_action({"jobs": [J1], "timeout": 0.5}, [lost, lost, lost])
+    result = action.run(task_vars={})
+    assert len(host.calls) == 2
+    assert result["unreachable"] is True
+    assert "lost the host after 0.5s" in result["msg"]
+
+
+def test_progress_is_shown_with_v(make_action, mocker) -> None:
+    shown = mocker.patch.object(async_wait.display, "v")
+    action, _ = make_action({"jobs": [J1, J2]}, [[done(J1), running(J2)], [done(J2)]])
+    action.run(task_vars={"inventory_hostname": "host7"})
+    assert [c.args[0] for c in shown.call_args_list] == [
+        "async_wait: 1/2 jobs done, 1 pending, 1.0s elapsed, 1 poll(s)",
+        "async_wait: 2/2 jobs done, 0 pending, 2.0s elapsed, 2 poll(s)",
+    ]
+    assert shown.call_args_list[0].kwargs == {"host": "host7"}
