@@ -16,7 +16,7 @@ from ansible.utils.display import Display
 display = Display()
 
 POLL_MODULE = "tplabs.async_tasks.async_job_poll"
-JID_RE = re.compile(r"^j\d+\.\d+$")
+JID_RE = re.compile(r"j[0-9]+\.[0-9]+")
 ENDED_OK = "finished"
 # States where the job ended (or can never be waited for) with a failure.
 FAILED_STATES = frozenset(
@@ -47,7 +47,7 @@ def seconds(name: str, value: Any, default: float | None) -> float | None:
 
 
 def check_jid(jid: Any, where: str) -> str:
-    if not isinstance(jid, str) or not JID_RE.match(jid):
+    if not isinstance(jid, str) or not JID_RE.fullmatch(jid):
         raise AnsibleActionFail(
             f"{where}: {jid!r} is not an async job id (expected j<digits>.<digits>, the "
             "ansible_job_id of a task run with async: N and poll: 0); nothing was read on the host"

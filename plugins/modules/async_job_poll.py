@@ -93,13 +93,13 @@ import time  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
-JID_RE = re.compile(r"^j\d+\.\d+$")
+JID_RE = re.compile(r"j[0-9]+\.[0-9]+")
 ENDED = ("finished", "failed", "timeout", "orphaned", "corrupt", "killed")
 PROC_SCAN_EVERY = 0.5  # seconds between two scans of the process table while jobs run
 
 
 def valid_jid(jid: object) -> bool:
-    return isinstance(jid, str) and bool(JID_RE.match(jid))
+    return isinstance(jid, str) and bool(JID_RE.fullmatch(jid))
 
 
 def job_path(async_dir: str, jid: str) -> str:
@@ -132,8 +132,8 @@ def wrapper_processes(prefixes: set[str], proc: str = "/proc") -> dict[str, list
     except OSError:
         return None
     me = os.getpid()
-    for entry in entries:
-        if not entry.isdigit() or int(entry) == me:
+    for entry in sorted((e for e in entries if e.isdigit()), key=int):
+        if int(entry) == me:
             continue
         try:
             with open(os.path.join(proc, entry, "cmdline"), "rb") as handle:
