@@ -117,11 +117,13 @@ build_image() {
 }
 
 main() {
+  local t0=$SECONDS
   check_prereqs
   install_packages
   start_daemon
   setup_storage
   build_image
+  say "ready in $((SECONDS - t0)) s"
 }
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
