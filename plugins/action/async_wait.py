@@ -39,7 +39,7 @@ def seconds(name: str, value: Any, default: float | None) -> float | None:
         number = float(value)
     except (TypeError, ValueError):
         raise AnsibleActionFail(
-            f"{name} must be a number of seconds, got {value!r} ({type(value).__name__})"
+            f"{name} must be a number of seconds, got {value!r} ({type_name(value)})"
         ) from None
     if number != number or number < 0 or number == float("inf"):
         raise AnsibleActionFail(f"{name} must be a finite number of seconds >= 0, got {value!r}")
@@ -53,6 +53,14 @@ def check_jid(jid: Any, where: str) -> str:
             "ansible_job_id of a task run with async: N and poll: 0); nothing was read on the host"
         )
     return str(jid)
+
+
+def type_name(value: Any) -> str:
+    """The plain type a user wrote (not core's tagged subclasses)."""
+    for kind in (bool, int, float, str, Mapping, Sequence):
+        if isinstance(value, kind):
+            return {Mapping: "dict", Sequence: "list"}.get(kind, kind.__name__)
+    return type(value).__name__
 
 
 def label(value: Any, width: int = 60) -> str:
@@ -84,10 +92,10 @@ def _from_result(result: Mapping, where: str) -> dict:
             return entry
         keys = ", ".join(sorted(str(k) for k in result)[:8])
         raise AnsibleActionFail(
-            f"jobs: {where} is not an async launch result (no ansible_job_id; keys: {keys}): "
+            f"{where} is not an async launch result (no ansible_job_id; keys: {keys}): "
             "register a task run with async: N and poll: 0"
         )
-    entry["jid"] = check_jid(jid, f"jobs: {where}")
+    entry["jid"] = check_jid(jid, where)
     if result.get("finished"):
         # A `poll: N` result: the job already ended and core already removed its file.
         own = dict(result)
@@ -103,7 +111,7 @@ def collect_jobs(value: Any) -> list[dict]:
 
     def one(thing: Any, where: str, depth: int) -> None:
         if isinstance(thing, str):
-            entries.append({"jid": check_jid(thing, f"jobs: {where}"), "where": where})
+            entries.append({"jid": check_jid(thing, where), "where": where})
         elif isinstance(thing, Mapping):
             results = thing.get("results")
             if (
@@ -116,7 +124,7 @@ def collect_jobs(value: Any) -> list[dict]:
                 for index, item in enumerate(results):
                     if not isinstance(item, Mapping):
                         raise AnsibleActionFail(
-                            f"jobs: {where}.results[{index}] is a {type(item).__name__}, not a task result"
+                            f"{where}.results[{index}] is a {type_name(item)}, not a task result"
                         )
                     entries.append(_from_result(item, f"{where}.results[{index}]"))
             else:
@@ -126,7 +134,7 @@ def collect_jobs(value: Any) -> list[dict]:
                 one(element, f"{where}[{index}]", depth + 1)
         else:
             raise AnsibleActionFail(
-                f"jobs: {where} is a {type(thing).__name__} ({label(thing)}); expected a registered "
+                f"{where} is a {type_name(thing)} ({label(thing)}); expected a registered "
                 "async result, a loop result, a list of them, a job id string or a list of job ids"
             )
 

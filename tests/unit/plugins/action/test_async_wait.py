@@ -181,27 +181,29 @@ def test_collect_jobs_takes_an_already_finished_poll_result_as_is() -> None:
 @pytest.mark.parametrize(
     ("jobs", "message"),
     [
-        pytest.param(42, r"jobs: jobs is a int \(42\)", id="int"),
-        pytest.param(None, r"jobs: jobs is a NoneType", id="none"),
-        pytest.param([[J1]], r"jobs: jobs\[0\] is a list", id="nested-list"),
+        pytest.param(42, r"^jobs is a int \(42\)", id="int"),
+        pytest.param(None, r"^jobs is a NoneType", id="none"),
+        pytest.param([[J1]], r"^jobs\[0\] is a list", id="nested-list"),
         pytest.param(
             {"changed": True, "rc": 0},
-            r"not an async launch result \(no ansible_job_id",
+            r"^jobs is not an async launch result \(no ansible_job_id",
             id="not-async",
         ),
         pytest.param(
-            "../../etc/passwd", r"'\.\./\.\./etc/passwd' is not an async job id", id="traversal"
+            "../../etc/passwd",
+            r"^jobs: '\.\./\.\./etc/passwd' is not an async job id",
+            id="traversal",
         ),
         pytest.param(
             [J1, "j1.2/../x"],
-            r"jobs\[1\]: 'j1\.2/\.\./x' is not an async job id",
+            r"^jobs\[1\]: 'j1\.2/\.\./x' is not an async job id",
             id="traversal-in-list",
         ),
         pytest.param(
             {"ansible_job_id": "12345.67"}, r"'12345\.67' is not an async job id", id="old-format"
         ),
         pytest.param(
-            {"results": [launch(J1), "x"]}, r"jobs\.results\[1\] is a str", id="bad-loop-item"
+            {"results": [launch(J1), "x"]}, r"^jobs\.results\[1\] is a str", id="bad-loop-item"
         ),
     ],
 )
