@@ -45,10 +45,15 @@ description:
   - A job nobody waited for is reported as C(running_at_end) (still running at the end of the
     playbook); it adds only its launch to the baseline, as its full run is unknown.
   - B(Sequential baseline) is the sum of every host's task times, where an async launch counts
-    its job's full run instead of its sub-second launch (the module's own run time plus the
-    launch when the module reports it, else the time from launch until a wait saw it
-    finished), and a wait counts only the part of its time when none of the jobs it reports
-    on was running (that time is already counted with the jobs).
+    its job's full run instead of its sub-second launch, and a wait counts only the part of
+    its time when none of the jobs it reports on was running (that time is already counted
+    with the jobs).
+  - A job's full run is the run time the module reports itself (C(delta) of
+    M(ansible.builtin.command) or M(ansible.builtin.shell), C(elapsed) of
+    M(tplabs.async_tasks.async_wait)), which neither the poll delay nor the load of the
+    controller inflates; when the module reports none, it is the time from the launch until a
+    wait saw the job finished, an upper bound by at most one poll interval. It is never less
+    than the launch itself.
   - Failed, unreachable and skipped hosts are counted as such and add nothing to the
     baseline; the recap shows the time they took separately, so they never turn into time
     saved. The same holds for failed and timed-out jobs, which count only their launch.
@@ -297,6 +302,8 @@ class CallbackModule(CallbackBase):
         self._output_json: str | None = None
         self._output_timeline: str | None = None
         self._top = 5
+        # a machine-read stdout (json, jsonl) must stay parsable: the recap goes to stderr
+        self._stderr = False
 
     # -- options -----------------------------------------------------------------------
 
@@ -304,6 +311,8 @@ class CallbackModule(CallbackBase):
         super().set_options(task_keys=task_keys, var_options=var_options, direct=direct)
         self._output_json = self.get_option("output_json") or None
         self._output_timeline = self.get_option("output_timeline") or None
+        stdout_callback = str(C.config.get_config_value("DEFAULT_STDOUT_CALLBACK") or "")
+        self._stderr = stdout_callback.rsplit(".", 1)[-1] in ("json", "jsonl")
         top = self.get_option("top")
         try:
             self._top = int(top)
@@ -552,12 +561,12 @@ class CallbackModule(CallbackBase):
                 job.state = "failed"
             else:
                 job.state = "finished"
-            own = data.get("elapsed")
-            if isinstance(own, int | float) and not isinstance(own, bool):
-                job.own = float(own)
             inner = data.get("result")
             if isinstance(inner, dict) and not job.task.no_log:
-                self._report(job, inner)
+                self._report(job, inner)  # the module's own delta first
+            own = data.get("elapsed")
+            if job.own is None and isinstance(own, int | float) and not isinstance(own, bool):
+                job.own = float(own)
             return job
         if not data.get("finished"):
             return job
@@ -612,7 +621,7 @@ class CallbackModule(CallbackBase):
         except (OSError, ValueError) as err:
             self._display.warning(f"time_saved: could not write the {what} to {path}: {err}")
         else:
-            self._display.display(f"time_saved: {what} written to {path}", screen_only=True)
+            self._say(f"time_saved: {what} written to {path}")
 
     # -- figures -------------------------------------------------------------------------------
 
@@ -638,7 +647,8 @@ class CallbackModule(CallbackBase):
             return launch
         observed = job.finished - job.launched
         if job.own is not None:
-            return max(launch, min(observed, launch + job.own))
+            # the module's own measure: free of poll delays and of controller load
+            return max(launch, min(observed, job.own))
         return observed
 
     def build_report(self) -> dict[str, Any]:
@@ -842,16 +852,24 @@ class CallbackModule(CallbackBase):
                 f"TIME SAVED [playbook: {report['playbook']}]", report, "end of playbook"
             )
 
+    def _say(self, msg: str, color: str | None = None) -> None:
+        self._display.display(msg, color=color, stderr=self._stderr)
+
+    def _banner(self, title: str, width: int) -> None:
+        if self._stderr:
+            self._say(f"\n{title} " + "*" * max(3, width - len(title) - 1))
+        else:
+            self._display.banner(title)
+
     def _recap_block(self, title: str, figures: dict[str, Any], until: str) -> None:
-        display = self._display
-        width = max(60, int(getattr(display, "columns", None) or 80))
-        display.banner(title)
+        width = max(60, int(getattr(self._display, "columns", None) or 80))
+        self._banner(title, width)
         saved = figures["saved"]
-        display.display(
+        self._say(
             f"wall {_fmt(figures['wall'])} (first task start to {until}), "
             f"sequential baseline {_fmt(figures['baseline'])}"
         )
-        display.display(
+        self._say(
             f"time saved {_fmt(saved)}, speed-up {figures['speedup']:.2f}x",
             color=C.COLOR_OK if saved > 0 else C.COLOR_WARN,
         )
@@ -878,15 +896,15 @@ class CallbackModule(CallbackBase):
         states = figures["job_states"]
         if states:
             line += "; jobs " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in states.items())
-        display.display(line)
+        self._say(line)
         if figures.get("failed_time"):
-            display.display(
+            self._say(
                 f"time on failed/unreachable hosts {_fmt(figures['failed_time'])} "
                 "(not counted in the baseline)",
                 color=C.COLOR_ERROR,
             )
         if states.get("running_at_end"):
-            display.display(
+            self._say(
                 f"{states['running_at_end']} job(s) still running at end of play, never waited "
                 "for: only their launch is counted",
                 color=C.COLOR_WARN,
@@ -898,19 +916,17 @@ class CallbackModule(CallbackBase):
             return
         header = f"{'saved':>9} {'baseline':>9} {'span':>9} {'hosts':>5} {'jobs':>5}  "
         room = max(10, width - len(header) - 1)
-        display.display(header + "task")
+        self._say(header + "task")
         for task in ranked:
             jobs = task["max_concurrent_jobs"]
             name = task["name"]
             if len(name) > room:
                 name = name[: room - 1] + "~"
-            display.display(
+            self._say(
                 f"{_fmt(task['saved']):>9} {_fmt(task['baseline']):>9} {_fmt(task['span']):>9} "
                 f"{task['max_concurrent_hosts']:>5} {'-' if jobs is None else jobs:>5}  {name}"
             )
-        display.display(
-            "(hosts/jobs: most hosts running the task / most of its jobs running at once)"
-        )
+        self._say("(hosts/jobs: most hosts running the task / most of its jobs running at once)")
 
 
 def _count_states(jobs: list[dict[str, Any]]) -> dict[str, int]:

@@ -183,16 +183,16 @@ def test_async_launch_and_async_status_wait(clock: Clock) -> None:
     run.ok(7.0, wait, H3, **status("j2", True, delta="0:00:07.000000"))
     report = run.stats(7.5)
     play = only(report)
-    # jobs: min(observed, launch 0.5 + own): 5.5, 5.5, and host3 observed 6.8 < 7.5
-    assert [job["baseline"] for job in play["jobs"]] == [5.5, 5.5, 6.8]
+    # jobs: the module's own run 5 s (not the 0.5 s launch), host3's capped by what was seen
+    assert [job["baseline"] for job in play["jobs"]] == [5.0, 5.0, 6.8]
     assert [job["own_duration"] for job in play["jobs"]] == [5.0, 5.0, 7.0]
     assert [job["state"] for job in play["jobs"]] == ["finished"] * 3
     assert play["jobs"][0]["waited_by"] == "Wait"
     assert play["jobs"][0]["reported"]["delta"] == "0:00:05.000000"
-    assert play["baseline"] == pytest.approx(17.8)
+    assert play["baseline"] == pytest.approx(16.8)
     assert play["wall"] == pytest.approx(7.5)
-    assert play["saved"] == pytest.approx(10.3)
-    assert play["speedup"] == pytest.approx(17.8 / 7.5, abs=1e-4)
+    assert play["saved"] == pytest.approx(9.3)
+    assert play["speedup"] == pytest.approx(16.8 / 7.5, abs=1e-4)
     launch_out, wait_out = play["tasks"]
     assert launch_out["kind"] == "launch" and launch_out["async"] is True
     assert launch_out["max_concurrent_hosts"] == 3
@@ -200,7 +200,7 @@ def test_async_launch_and_async_status_wait(clock: Clock) -> None:
     assert wait_out["kind"] == "wait" and wait_out["baseline"] == 0.0
     assert report["job_states"] == {"finished": 3}
     lines = run.lines()
-    assert "time saved 10.30 s, speed-up 2.37x" in lines
+    assert "time saved 9.30 s, speed-up 2.24x" in lines
     assert any(line.endswith("  Launch") and "    3     3" in line for line in lines)
     run.display.banner.assert_any_call("TIME SAVED [play: Play]")
 
@@ -229,17 +229,17 @@ def test_loop_launch_and_loop_wait_use_item_times(clock: Clock) -> None:
     assert (job_a["launched"], job_a["launch_end"], job_a["finished"]) == (0.0, 0.4, 3.0)
     assert (job_b["launched"], job_b["launch_end"], job_b["finished"]) == (0.4, 1.0, 5.0)
     assert job_a["item"] == "1" and job_b["item"] == "2"
-    # own runs from the item results: 2 s and 3 s, plus their launches
-    assert job_a["baseline"] == pytest.approx(2.4)
-    assert job_b["baseline"] == pytest.approx(3.6)
+    # own runs from the item results: 2 s and 3 s
+    assert job_a["baseline"] == pytest.approx(2.0)
+    assert job_b["baseline"] == pytest.approx(3.0)
     launch_out, wait_out = play["tasks"]
     assert launch_out["max_concurrent_jobs"] == 2
     assert launch_out["hosts"]["host1"]["items"] == 2
-    # launch run 1.1 s = items 0.4 + 0.6 + 0.1 of loop overhead; + (2.4-0.4) + (3.6-0.6)
-    assert launch_out["baseline"] == pytest.approx(6.1)
+    # launch run 1.1 s = items 0.4 + 0.6 + 0.1 of loop overhead, each item replaced by its job
+    assert launch_out["baseline"] == pytest.approx(5.1)
     # the wait: 3.9 s, all but its last 0.1 s while one of its jobs was running
     assert wait_out["baseline"] == pytest.approx(0.1)
-    assert play["baseline"] == pytest.approx(6.2)
+    assert play["baseline"] == pytest.approx(5.2)
 
 
 @pytest.mark.parametrize(
@@ -353,17 +353,20 @@ def test_async_wait_results_match_jobs_by_jid(clock: Clock) -> None:
     run.start(0.6, wait, H1)
     run.start(0.6, wait, H2)
     job_ok = {"jid": "w1", "finished": True, "failed": False, "state": "finished", "elapsed": 4.0}
-    job_ok["result"] = {"rc": 0, "delta": "0:00:04.000000", "start": "s", "end": "e"}
+    job_ok["result"] = {"rc": 0, "delta": "0:00:03.500000", "start": "s", "end": "e"}
     job_late = {"jid": "w2", "finished": False, "failed": True, "state": "timeout", "elapsed": 9}
+    job_gone = {"jid": "w3", "finished": False, "failed": True, "state": "launch_failed"}
     run.ok(5.0, wait, H1, jobs=[job_ok], finished=1, failed=False, pending=0, elapsed=4.4)
-    run.failed(9.0, wait, H2, jobs=[job_late], finished=0, pending=1, msg="timeout")
+    run.failed(9.0, wait, H2, jobs=[job_late, job_gone], finished=0, pending=1, msg="timeout")
     play = only(run.stats(9.0))
     first, second = play["jobs"]
-    assert (first["state"], first["finished"], first["own_duration"]) == ("finished", 5.0, 4.0)
-    assert first["baseline"] == pytest.approx(4.5)
+    # the command's own delta wins over async_wait's elapsed (which includes the wrapper)
+    assert (first["state"], first["finished"], first["own_duration"]) == ("finished", 5.0, 3.5)
+    assert first["baseline"] == pytest.approx(3.5)
+    assert first["reported"] == {"start": "s", "end": "e", "delta": "0:00:03.500000"}
     assert (second["state"], second["finished"]) == ("timeout", 9.0)
     assert second["baseline"] == pytest.approx(0.5)  # a timed-out job is not saved time
-    assert play["baseline"] == pytest.approx(5.0)
+    assert play["baseline"] == pytest.approx(4.0)
     assert play["job_states"] == {"finished": 1, "timeout": 1}
 
 
