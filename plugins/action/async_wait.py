@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 
 from ansible.errors import AnsibleActionFail, AnsibleConnectionFailure
 from ansible.plugins.action import ActionBase
+from ansible.plugins.connection import ConnectionBase
 from ansible.utils.display import Display
 
 display = Display()
@@ -176,6 +177,15 @@ class ActionModule(ActionBase):
         async_dir = self.get_shell_option("async_dir", default="~/.ansible_async")
         return self._remote_expand_user(async_dir)
 
+    def _reset_connection(self, host: str | None) -> None:
+        """Reset before a retry, where the connection plugin can (the base one only warns)."""
+        if type(self._connection).reset is ConnectionBase.reset:
+            return
+        try:
+            self._connection.reset()
+        except Exception as err:  # a reset that fails is retried by the next poll
+            display.vvv(f"async_wait: connection reset failed: {err}", host=host)
+
     def _poll(self, jids: list[str], async_dir: str, task_vars: dict, **args: Any) -> dict:
         return self._execute_module(
             module_name=POLL_MODULE,
@@ -259,10 +269,7 @@ class ActionModule(ActionBase):
                     if deadline is None
                     else min(RETRY_PAUSE, max(0.0, deadline - self.clock()))
                 )
-                try:
-                    self._connection.reset()
-                except Exception as err:  # a reset that fails is retried by the next poll
-                    display.vvv(f"async_wait: connection reset failed: {err}", host=host)
+                self._reset_connection(host)
                 continue
             errors.clear()
             unreachable = False
