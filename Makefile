@@ -12,6 +12,8 @@ export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 STAGE := scripts/stage
+# make demo: lab step 5 with short jobs (the lab's own values are the role defaults).
+DEMO_ARGS ?= -e throttle_seconds=5 -e throttle_delay=1
 
 .PHONY: help venv install demo test lint sanity unit integration molecule molecule-run incus lab lab-down bench clean
 
@@ -36,8 +38,13 @@ install: venv
 	$(STAGE) install -- scripts/install-collection $(COLLECTIONS)
 
 demo: install
-	$(STAGE) demo -- ansible-playbook playbooks/demo.yml
+	mkdir -p reports
+	ANSIBLE_CALLBACKS_ENABLED=tplabs.async_tasks.time_saved \
+	ANSIBLE_CALLBACK_TIME_SAVED_OUTPUT_JSON=reports/demo.json \
+	ANSIBLE_CALLBACK_TIME_SAVED_OUTPUT_TIMELINE=reports/demo-timeline.html \
+	  ansible-playbook playbooks/step5.yml $(DEMO_ARGS)
 	@echo
+	@echo "Timeline of this run: reports/demo-timeline.html (JSON: reports/demo.json)"
 	@echo "Next: activate the venv and run the lab's steps yourself:"
 	@echo "  source $(VENV)/bin/activate"
 	@echo "  ansible-playbook playbooks/step5.yml"
