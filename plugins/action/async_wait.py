@@ -288,6 +288,10 @@ class ActionModule(ActionBase):
                 break
 
         elapsed = self.clock() - start
+        if errors:
+            # The host is gone: removing the remote tmp dir after the task would raise again
+            # and replace this result (which names the jobs) with a bare connection error.
+            self._connection._shell.tmpdir = None
         still = pending_jids()
         timed_out = bool(still) and not errors and not (args["fail_fast"] and any_failed())
         killed: list[str] = []

@@ -95,7 +95,7 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 JID_RE = re.compile(r"j[0-9]+\.[0-9]+")
 ENDED = ("finished", "failed", "timeout", "orphaned", "corrupt", "killed")
-PROC_SCAN_EVERY = 0.5  # seconds between two scans of the process table while jobs run
+PROC_SCAN_EVERY = 1.0  # seconds between two reads of the process table while jobs run
 
 
 def valid_jid(jid: object) -> bool:
@@ -255,7 +255,13 @@ class Poller:
                     state="orphaned",
                     msg=f"orphaned: the host rebooted after the job started ({now - mtime:.1f}s ago)",
                 )
-            elif self._can_judge_orphans(path) and self._alive(jid, force=True) is False:
+            elif (
+                self._can_judge_orphans(path)
+                # The table is read at most every PROC_SCAN_EVERY seconds; a job that seems
+                # gone is confirmed on a fresh read before it is called orphaned.
+                and self._alive(jid) is False
+                and self._alive(jid, force=True) is False
+            ):
                 # Re-read: the job may have written its result and exited between the two reads.
                 kind2, data2, mtime2 = read_job(path)
                 if kind2 == "running":

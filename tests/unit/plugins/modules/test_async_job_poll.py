@@ -62,7 +62,18 @@ def wrapper_args(prefix: str) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    "jid", ["../../etc/passwd", "j1.2/../../x", "/etc/passwd", "j1", "1234.5", "j1.2\n", "j\u0661.2", "", None]
+    "jid",
+    [
+        "../../etc/passwd",
+        "j1.2/../../x",
+        "/etc/passwd",
+        "j1",
+        "1234.5",
+        "j1.2\n",
+        "j\u0661.2",
+        "",
+        None,
+    ],
 )
 def test_job_path_rejects_anything_but_a_core_jid(jid) -> None:
     with pytest.raises(ValueError, match="invalid job id"):
@@ -368,3 +379,19 @@ def test_main_rejects_bad_input(
     out = run_main(monkeypatch, capsys, async_dir=str(async_dir), **args)
     assert out["failed"] is True
     assert message in out["msg"]
+
+
+def test_the_process_table_is_not_read_on_every_check(async_dir: Path, monkeypatch) -> None:
+    write(async_dir, JID, {"started": True, "finished": False})
+    scans: list[set[str]] = []
+
+    def scan(prefixes: set[str], proc: str = "/proc") -> dict[str, list[int]]:
+        scans.append(prefixes)
+        return {p: [10] for p in prefixes}
+
+    monkeypatch.setattr(poll, "wrapper_processes", scan)
+    poller = Poller([JID], str(async_dir))
+    for _ in range(5):
+        poller.check()
+    assert poller.jobs[JID]["state"] == "running"
+    assert len(scans) == 1
