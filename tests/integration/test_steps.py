@@ -1,0 +1,399 @@
+"""Every lab step, the challenge and site.yml, run for real on the local inventory.
+
+host1..host3 of inventories/local.yml are all this machine and share ~/.ansible_async, so
+each test looks only at its own job ids and writes its timestamps under its own tmp_path
+(the roles' *_dir variables). Durations are short; each assertion is on what the jobs
+wrote on the "hosts" (timestamps, job files, processes), not on what the play printed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import REPO, ansible_env, playbook, playbook_json, run
+
+pytestmark = pytest.mark.integration
+
+ASYNC_DIR = Path("~/.ansible_async").expanduser()
+HOSTS = ["host1", "host2", "host3"]
+
+
+def extra(**values: object) -> list[str]:
+    return ["-e", json.dumps(values)]
+
+
+def ok(result) -> None:
+    assert result.rc == 0, result.output[-4000:]
+
+
+def floats(path: Path) -> float:
+    return float(path.read_text().split()[0])
+
+
+def job_file(jid: str) -> dict:
+    return json.loads((ASYNC_DIR / jid).read_text())
+
+
+def max_running(intervals: list[tuple[float, float]]) -> int:
+    return max(sum(1 for s, e in intervals if s <= start < e) for start, _ in intervals)
+
+
+def intervals(directory: Path, pattern: str) -> dict[str, list[tuple[float, float]]]:
+    """GROUP -> [(start, end)] from the `GROUP HOST START END` lines the jobs wrote."""
+    groups: dict[str, list[tuple[float, float]]] = {}
+    for path in directory.glob(pattern):
+        group, _host, start, end = path.read_text().split()
+        groups.setdefault(group, []).append((float(start), float(end)))
+    return groups
+
+
+def kill_job_shell(pid_file: Path) -> None:
+    """End a leftover step 1 job of ours: the shell whose pid it wrote, and its children."""
+    if not pid_file.exists():
+        return
+    pid = int(pid_file.read_text())
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if f"\nPPid:\t{pid}\n" in (proc / "status").read_text():
+                os.kill(int(proc.name), signal.SIGTERM)
+        except (OSError, ValueError):
+            pass
+    with contextlib.suppress(OSError):
+        os.kill(pid, signal.SIGTERM)
+
+
+@pytest.fixture(scope="module")
+def step1(tmp_path_factory):
+    """Step 1 once for the module (a 300 s job per host, killed at the end)."""
+    base = tmp_path_factory.mktemp("step1")
+    jobs_file = base / "jobs.json"
+    result = playbook(
+        "playbooks/step1.yml",
+        *extra(
+            fire_and_forget_seconds=300,
+            fire_and_forget_dir=f"{base}/{{{{ inventory_hostname }}}}",
+            fire_and_forget_fact_dir=f"{base}/facts/{{{{ inventory_hostname }}}}",
+            fire_and_forget_jobs_file=str(jobs_file),
+        ),
+    )
+    yield base, jobs_file, result
+    for pid_file in base.glob("*/*.pid"):
+        kill_job_shell(pid_file)
+
+
+def test_step1_fire_and_forget(step1):
+    base, jobs_file, result = step1
+    ok(result)
+    jobs = json.loads(jobs_file.read_text())
+    assert sorted(jobs) == HOSTS
+    for host in HOSTS:
+        job = jobs[host]
+        started = floats(base / host / f"{job['token']}.started")
+        returned = floats(base / host / f"{job['token']}.returned")
+        # The play was done with the host long before the 300 s job's end...
+        assert returned - started < 150, (host, returned - started)
+        assert not (base / host / f"{job['token']}.ended").exists()
+        # ...and the job still runs after the connection has closed.
+        state = job_file(job["jid"])
+        assert state.get("started") and not state.get("finished"), state
+        assert Path("/proc", (base / host / f"{job['token']}.pid").read_text().strip()).is_dir()
+        # The local fact holds the same job id.
+        fact = json.loads((base / "facts" / host / "tplabs_async_job.fact").read_text())
+        assert fact["jid"] == job["jid"]
+
+
+def test_step2_reads_step1_jobs(step1, tmp_path):
+    base, jobs_file, _ = step1
+    log = tmp_path / "states.log"
+    for source in ("controller", "fact"):
+        result = playbook(
+            "playbooks/step2.yml",
+            "-l",
+            "host1",
+            *extra(
+                job_status_source=source,
+                job_status_jobs_file=str(jobs_file),
+                job_status_fact_dir=f"{base}/facts/{{{{ inventory_hostname }}}}",
+                job_status_log=str(log),
+            ),
+        )
+        ok(result)
+    jid = json.loads(jobs_file.read_text())["host1"]["jid"]
+    seen = [line.split()[1:] for line in log.read_text().splitlines()]
+    assert seen == [[jid, "running"], [jid, "running"]]
+
+
+def test_step2_adhoc_commands_of_the_lab(tmp_path):
+    """The lab's ad hoc commands, verbatim but for the inventory and a short sleep."""
+    launch = run(["ansible", "all", "-B", "3600", "-P", "0", "-a", "sleep 6"])
+    ok(launch)
+    jids = dict(
+        re.findall(
+            r"^(host\d) \| CHANGED => .*?\"ansible_job_id\": \"(j[\d.]+)\"",
+            launch.stdout,
+            re.S | re.M,
+        )
+    )
+    assert sorted(jids) == HOSTS, launch.stdout
+    status = run(
+        ["ansible", "host1", "-m", "async_status", "-a", f"jid={jids['host1']}", "-P", "5"]
+    )
+    ok(status)
+    assert '"finished": 0' in status.stdout, status.stdout
+
+    log = tmp_path / "states.log"
+    waited = playbook(
+        "playbooks/step2.yml",
+        "-l",
+        "host1",
+        *extra(
+            job_status_jid=jids["host1"],
+            job_status_wait=True,
+            job_status_delay=1,
+            job_status_log=str(log),
+        ),
+    )
+    ok(waited)
+    states = [line.split()[2] for line in log.read_text().splitlines()]
+    assert states[-1] == "finished"
+    assert job_file(jids["host1"])["rc"] == 0
+
+
+def test_step2_wrong_jid_is_explained():
+    result = playbook("playbooks/step2.yml", "-l", "host1", *extra(job_status_jid="j999999999.1"))
+    assert result.rc == 2
+    assert "No async job j999999999.1 on host1" in result.output
+    assert "~/.ansible_async/j999999999.1" in result.output
+
+
+def test_step3_returns_before_the_job_ends(tmp_path):
+    seconds = 30
+    result = playbook(
+        "playbooks/step3.yml",
+        "-l",
+        "host1",
+        *extra(async_playbook_seconds=seconds, async_playbook_dir=str(tmp_path)),
+    )
+    ok(result)
+    assert result.elapsed < seconds
+    token = (tmp_path / "last").read_text().strip()
+    started = floats(tmp_path / f"{token}.started")
+    assert not (tmp_path / f"{token}.ended").exists()
+    deadline = time.monotonic() + seconds + 20
+    while not (tmp_path / f"{token}.ended").exists() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    ended = floats(tmp_path / f"{token}.ended")
+    assert ended - started >= seconds
+    assert ended > floats(tmp_path / f"{token}.returned")
+
+
+def test_step4_both_waits_return_the_result(tmp_path):
+    result = playbook(
+        "playbooks/step4.yml",
+        "-l",
+        "host1",
+        *extra(wait_job_seconds=2, wait_job_delay=1, wait_job_dir=str(tmp_path)),
+    )
+    ok(result)
+    for waiter in ("until", "async_wait"):
+        started, ended, waited = (
+            floats(tmp_path / f"{waiter}.{what}") for what in ("started", "ended", "waited")
+        )
+        assert ended - started >= 2
+        assert waited >= ended
+        assert (tmp_path / f"{waiter}.result").read_text().strip() == "job done on host1"
+    assert "wait_returned_after_job_end_s" in result.stdout
+
+
+def test_step5_throttle_paces_launches_only_with_poll_0(tmp_path):
+    result = playbook(
+        "playbooks/step5.yml",
+        *extra(
+            throttle_seconds=4,
+            throttle_delay=1,
+            throttle_dir=f"{tmp_path}/{{{{ inventory_hostname }}}}",
+        ),
+    )
+    ok(result)
+    groups = intervals(tmp_path, "*/*.interval")
+    assert {k: len(v) for k, v in groups.items()} == {"poll0": 3, "poll": 3, "batch": 3}
+    assert max_running(groups["poll0"]) == 3
+    assert max_running(groups["poll"]) == 2
+    assert max_running(groups["batch"]) == 2
+    assert "at most 3 running at once" in result.stdout
+
+
+def test_step6_forks_caps_every_task_not_poll_0_jobs(tmp_path):
+    report = tmp_path / "report.json"
+    result = playbook(
+        "playbooks/step6.yml",
+        *extra(
+            forks_seconds=3,
+            forks_delay=1,
+            forks_report_file=str(report),
+            forks_settings=[{"forks": 2, "throttle": 0}],
+        ),
+    )
+    ok(result)
+    measured = json.loads(report.read_text())["forks=2 throttle=0"]
+    assert measured["forks"] == 2
+    running = {task: data["max_running"] for task, data in measured["tasks"].items()}
+    assert running == {"A_sync_throttle": 2, "B_sync": 2, "C_async_poll0": 3, "whole_play": 3}
+    # The role's numbers come from the hosts' own timestamp files: recount them.
+    groups = intervals(Path("/tmp/tplabs_async"), "host*/step6/forks_2_throttle_0/*.interval")
+    assert max_running(groups["B_sync"]) == 2
+    assert max_running(groups["C_async_poll0"]) == 3
+
+
+def test_step7_timeout_is_killed_and_handled(tmp_path):
+    result = playbook(
+        "playbooks/step7.yml",
+        "-l",
+        "host1",
+        *extra(timeout_sleep=20, timeout_async=3, timeout_delay=1, timeout_dir=str(tmp_path)),
+    )
+    ok(result)
+    assert re.search(r"host1\s+:.*failed=0.*rescued=2", result.stdout), result.stdout[-800:]
+    assert "object of type 'dict' has no attribute 'rc'" in result.stdout
+    for name in ("rescue", "failed_when"):
+        jid = (tmp_path / f"{name}.jid").read_text().strip()
+        assert job_file(jid)["msg"] == "Timeout exceeded"
+        killed = (ASYNC_DIR / jid).stat().st_mtime - floats(tmp_path / f"{name}.started")
+        assert 3 <= killed < 10, killed  # async/2 checks (async <= 5), job file 1 s after the kill
+        assert not (tmp_path / f"{name}.ended").exists()
+        assert not Path("/proc", (tmp_path / f"{name}.pid").read_text().strip()).exists()
+
+
+@pytest.mark.parametrize("waiter", ["async_wait", "async_status"])
+def test_step8_group_of_jobs_failure_named(tmp_path, waiter):
+    jobs = [
+        {"name": "fetch", "seconds": 1},
+        {"name": "build", "seconds": 3},
+        {"name": "flaky", "seconds": 1, "rc": 3},
+    ]
+    result = playbook(
+        "playbooks/step8.yml",
+        "-l",
+        "host1",
+        *extra(
+            group_jobs_jobs=jobs,
+            group_jobs_waiter=waiter,
+            group_jobs_delay=1,
+            group_jobs_dir=str(tmp_path),
+        ),
+    )
+    ok(result)
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert [j["name"] for j in report if j["failed"]] == ["flaky"]
+    waited = floats(tmp_path / "waited")
+    assert all(waited >= floats(tmp_path / f"{j['name']}.ended") for j in jobs)
+    assert (tmp_path / "flaky.rc").read_text().strip() == "3"
+
+    failing = playbook(
+        "playbooks/step8.yml",
+        "-l",
+        "host1",
+        *extra(
+            group_jobs_jobs=jobs,
+            group_jobs_waiter=waiter,
+            group_jobs_delay=1,
+            group_jobs_dir=str(tmp_path),
+            group_jobs_fail_on_error=True,
+        ),
+    )
+    assert failing.rc == 2
+    assert "Job(s) failed on host1: flaky (rc=3" in failing.output
+
+
+@pytest.mark.skipif(
+    not (REPO / "plugins/callback/time_saved.py").exists(),
+    reason="time_saved callback not there yet",
+)
+def test_step9_time_gained_with_time_saved(tmp_path):
+    report, timeline = tmp_path / "time_saved.json", tmp_path / "time_saved.html"
+    env = ansible_env(
+        ANSIBLE_CALLBACKS_ENABLED="tplabs.async_tasks.time_saved",
+        ANSIBLE_CALLBACK_TIME_SAVED_OUTPUT_JSON=str(report),
+        ANSIBLE_CALLBACK_TIME_SAVED_OUTPUT_TIMELINE=str(timeline),
+    )
+    result = playbook(
+        "playbooks/step9.yml",
+        "-l",
+        "host1",
+        *extra(time_gained_count=3, time_gained_seconds=4, time_gained_dir=str(tmp_path / "host1")),
+        env=env,
+    )
+    ok(result)
+    groups = intervals(tmp_path / "host1", "*.interval")
+    sync_wall = max(e for _, e in groups["sync"]) - min(s for s, _ in groups["sync"])
+    async_wall = max(e for _, e in groups["async"]) - min(s for s, _ in groups["async"])
+    assert sync_wall >= 12
+    assert async_wall < sync_wall
+    data = json.loads(report.read_text())
+    assert data["speedup"] > 1 and data["saved"] > 0
+    assert timeline.stat().st_size > 0
+
+
+@pytest.mark.parametrize("waiter", ["async_status", "async_wait"])
+def test_challenge(tmp_path, waiter):
+    done = tmp_path / "async-done.txt"
+    result, data = playbook_json(
+        "playbooks/challenge.yml",
+        *extra(
+            challenge_waiter=waiter, challenge_file=str(done), challenge_dir=str(tmp_path / "notes")
+        ),
+    )
+    ok(result)
+    assert done.read_text() == "Async OK\n"
+    tasks = {t["task"]["name"]: t for t in data["plays"][0]["tasks"]}
+    launch = tasks["Launch the job in the background (sleep, then write the file)"]
+    wait = tasks[f"Wait for the job with {waiter}"]
+    assert launch["hosts"]["host1"]["changed"] is True
+    assert wait["hosts"]["host1"]["changed"] is False and not wait["hosts"]["host1"].get("failed")
+    assert data["stats"]["host1"]["failures"] == 0
+    started, returned = (
+        floats(tmp_path / "notes/launch.started"),
+        floats(tmp_path / "notes/launch.returned"),
+    )
+    assert returned - started < 5
+    assert done.stat().st_mtime > returned
+
+
+def test_site_runs_every_step_in_order(tmp_path):
+    quick = {
+        "fire_and_forget_seconds": 5,
+        "fire_and_forget_jobs_file": str(tmp_path / "jobs.json"),
+        "fire_and_forget_fact_dir": f"{tmp_path}/facts/{{{{ inventory_hostname }}}}",
+        "job_status_jobs_file": str(tmp_path / "jobs.json"),
+        "async_playbook_seconds": 2,
+        "wait_job_seconds": 1,
+        "wait_job_delay": 1,
+        "throttle_seconds": 1,
+        "throttle_delay": 1,
+        "throttle_modes": ["poll0"],
+        "forks_seconds": 1,
+        "forks_delay": 1,
+        "forks_report_file": str(tmp_path / "step6.json"),
+        "forks_settings": [{"forks": 2, "throttle": 0}],
+        "timeout_sleep": 6,
+        "timeout_async": 2,
+        "timeout_delay": 1,
+        "timeout_show_lab_form": False,
+        "group_jobs_jobs": [{"name": "a", "seconds": 1}],
+        "time_gained_count": 2,
+        "time_gained_seconds": 1,
+    }
+    result = playbook("playbooks/site.yml", "-l", "host1", *extra(**quick))
+    ok(result)
+    plays = re.findall(r"^PLAY \[(.*?)\]", result.stdout, re.M)
+    steps = [int(m.group(1)) for p in plays if (m := re.match(r"Step (\d+)", p))]
+    assert steps == sorted(steps) and set(steps) == set(range(1, 10)), plays
+    assert re.search(r"host1\s+:.*failed=0", result.stdout)
