@@ -50,7 +50,7 @@ demo: install
 	@echo "  ansible-playbook playbooks/step5.yml"
 
 lint: venv
-	$(STAGE) lint -- bash -c 'ruff check . && ruff format --check . && yamllint -s . && ansible-lint --profile production --offline'
+	$(STAGE) lint -- scripts/lint
 
 sanity: install
 	$(STAGE) sanity -- scripts/sanity
