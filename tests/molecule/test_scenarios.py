@@ -1,0 +1,179 @@
+"""Every Molecule scenario (molecule/*/molecule.yml) as one test, on real Incus containers.
+
+The scenarios run through the Molecule CLI (pytest-ansible's own Molecule support is
+deprecated in 26.10 and cannot give each run its own environment). Each run gets:
+
+- its own Incus name prefix (MOLECULE_LAB_PREFIX, read by molecule/shared/create.yml), so
+  runs never touch each other's containers or a user's host1;
+- its own Molecule ephemeral directory, so two checkouts or two pytest sessions running
+  the same scenario do not share state;
+- a log in reports/molecule/<scenario>.log; a failure shows the end of it.
+
+Up to TPLABS_MOLECULE_JOBS scenarios (default 2) run at once: a scenario spends most of
+its time waiting on Incus and on ansible-playbook start-up. A scenario whose molecule.yml
+contains the line `# tplabs-molecule: serial` runs alone (timing measurements).
+After each run, the test checks that destroy left no container with the run's prefix.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import subprocess
+import tempfile
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import REPO, VENV_BIN, ansible_env
+from tests.molecule.incus import incus_instances, incus_problem
+
+pytestmark = [pytest.mark.molecule, pytest.mark.incus]
+
+SCENARIOS = sorted(p.parent.name for p in REPO.glob("molecule/*/molecule.yml"))
+SERIAL_MARK = "# tplabs-molecule: serial"
+LOG_DIR = REPO / "reports" / "molecule"
+TIMEOUT = float(os.environ.get("TPLABS_MOLECULE_TIMEOUT", "900"))
+JOBS = max(1, int(os.environ.get("TPLABS_MOLECULE_JOBS", "2")))
+TAIL_LINES = 120
+
+
+def run_prefix(scenario: str) -> str:
+    """m-<scenario>-<6 hex>: the same shape molecule/shared/tasks/lab_names.yml draws."""
+    base = re.sub(r"[^a-z0-9]+", "-", scenario.lower())[:20].rstrip("-")
+    return f"m-{base}-{secrets.token_hex(3)}"
+
+
+@dataclass
+class ScenarioRun:
+    scenario: str
+    prefix: str
+    rc: int
+    elapsed: float
+    log: Path
+    leftovers: list[str]
+    error: str = ""
+
+    def tail(self, lines: int = TAIL_LINES) -> str:
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def run_scenario(scenario: str) -> ScenarioRun:
+    prefix = run_prefix(scenario)
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    log = LOG_DIR / f"{scenario}.log"
+    molecule = str(VENV_BIN / "molecule") if (VENV_BIN / "molecule").exists() else "molecule"
+    error = ""
+    start = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix=f"molecule-{scenario}-") as ephemeral:
+        env = ansible_env(
+            MOLECULE_LAB_PREFIX=prefix,
+            MOLECULE_EPHEMERAL_DIRECTORY=ephemeral,
+            MOLECULE_GLOB="molecule/*/molecule.yml",
+            NO_COLOR="1",
+            PY_COLORS="0",
+        )
+        # Molecule writes its own ansible.cfg; the repo's must not override it.
+        env.pop("ANSIBLE_CONFIG", None)
+        with log.open("w") as out:
+            out.write(f"# molecule test -s {scenario}  (Incus prefix {prefix})\n")
+            out.flush()
+            try:
+                proc = subprocess.run(
+                    [molecule, "test", "-s", scenario],
+                    cwd=REPO,
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    timeout=TIMEOUT,
+                    check=False,
+                )
+                rc = proc.returncode
+            except subprocess.TimeoutExpired:
+                rc, error = -1, f"timed out after {TIMEOUT:.0f}s"
+    elapsed = time.monotonic() - start
+    leftovers = [name for name in incus_instances() if name.startswith(prefix + "-")]
+    if leftovers:
+        subprocess.run(["incus", "delete", "--force", *leftovers], capture_output=True, check=False)
+    return ScenarioRun(scenario, prefix, rc, elapsed, log, leftovers, error)
+
+
+class ScenarioPool:
+    """Runs the selected scenarios, JOBS at a time, serial ones alone after the rest."""
+
+    def __init__(self, scenarios: list[str]) -> None:
+        self.futures: dict[str, Future[ScenarioRun]] = {}
+        parallel = [s for s in scenarios if not is_serial(s)]
+        serial = [s for s in scenarios if is_serial(s)]
+        self._executor = ThreadPoolExecutor(max_workers=JOBS, thread_name_prefix="molecule")
+        for scenario in parallel:
+            self.futures[scenario] = self._executor.submit(run_scenario, scenario)
+        for scenario in serial:
+            self.futures[scenario] = Future()
+        if serial:
+            threading.Thread(target=self._run_serial, args=(parallel, serial), daemon=True).start()
+
+    def _run_serial(self, parallel: list[str], serial: list[str]) -> None:
+        wait([self.futures[s] for s in parallel])
+        for scenario in serial:
+            future = self.futures[scenario]
+            try:
+                future.set_result(run_scenario(scenario))
+            except Exception as err:  # surfaced by the scenario's test
+                future.set_exception(err)
+
+    def result(self, scenario: str) -> ScenarioRun:
+        return self.futures[scenario].result(timeout=TIMEOUT * (len(self.futures) + 1))
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+def is_serial(scenario: str) -> bool:
+    text = (REPO / "molecule" / scenario / "molecule.yml").read_text()
+    return any(line.strip() == SERIAL_MARK for line in text.splitlines())
+
+
+@pytest.fixture(scope="session")
+def incus_ready() -> None:
+    problem = incus_problem()
+    if problem:
+        pytest.skip(f"Molecule on Incus cannot run here: {problem}")
+
+
+@pytest.fixture(scope="session")
+def scenario_pool(request: pytest.FixtureRequest, incus_ready: None):
+    selected = [
+        item.callspec.params["scenario"]
+        for item in request.session.items
+        if getattr(item, "callspec", None)
+        and "scenario" in item.callspec.params
+        and item.originalname == "test_scenario"
+    ]
+    pool = ScenarioPool(sorted(set(selected)))
+    yield pool
+    pool.shutdown()
+
+
+def test_scenarios_found() -> None:
+    assert "step0" in SCENARIOS, f"molecule/step0 missing; found {SCENARIOS}"
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_scenario(scenario: str, scenario_pool: ScenarioPool, record_property) -> None:
+    run = scenario_pool.result(scenario)
+    record_property("molecule_seconds", round(run.elapsed, 1))
+    print(f"molecule test -s {scenario}: rc={run.rc} in {run.elapsed:.1f}s, log {run.log}")
+    assert run.rc == 0, (
+        f"molecule test -s {scenario} failed (rc={run.rc}{', ' + run.error if run.error else ''}, "
+        f"{run.elapsed:.0f}s); full log: {run.log}\n--- last {TAIL_LINES} lines ---\n{run.tail()}"
+    )
+    assert not run.leftovers, (
+        f"destroy left containers behind (deleted now): {run.leftovers}; log: {run.log}"
+    )
