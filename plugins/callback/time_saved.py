@@ -746,6 +746,7 @@ class CallbackModule(CallbackBase):
                     job_spans.append((job.launched, job_end))
                     last = job_end if last is None else max(last, job_end)
                     jobs_out.append(self._job_out(job, rel, end))
+                    jobs_out[-1]["own_end"] = self._own_end(job, origin, job_end)
                 span = 0.0 if first is None else max(0.0, (last or first) - first)
                 baseline += task_baseline
                 tasks_out.append(
@@ -813,6 +814,20 @@ class CallbackModule(CallbackBase):
             "saved": round(baseline - wall, 4),
             "speedup": round(baseline / wall, 4) if wall > 0 else 1.0,
         }
+
+    def _own_end(self, job: Job, origin: float, job_end: float) -> float | None:
+        """When the module says the job ended, on our clock; None unless the clocks agree."""
+        if job.task.no_log or not job.reported or self._started_at is None:
+            return None
+        try:
+            stamp = datetime.strptime(job.reported.get("end", ""), "%Y-%m-%d %H:%M:%S.%f")
+        except ValueError:
+            return None
+        offset = stamp.timestamp() - self._started_at  # started_at was taken at `origin`
+        launched = (job.launched or origin) - origin
+        if launched - 1.0 <= offset <= job_end - origin + 1.0:
+            return round(offset, 4)
+        return None  # another timezone or a skewed host clock: don't draw a wrong mark
 
     @staticmethod
     def _job_out(job: Job, rel, end: float) -> dict[str, Any]:
@@ -1028,8 +1043,9 @@ def render_svg(report: dict[str, Any], standalone: bool = True) -> str:
             job_row_of[id(job)] = row
         n_rows = (max(rows) + 1) if rows else 0
         lane_heights[host] = pad * 2 + task_h + n_rows * (job_h + gap)
-    top = 104
-    height = top + sum(lane_heights.values()) + 70
+    top = 134
+    plays_with_start = [play for play in report["plays"] if play["start"] is not None]
+    height = top + sum(lane_heights.values()) + 44 + 18 * len(plays_with_start)
     out: list[str] = []
     ns = f' xmlns="{_SVG_NS}"' if standalone else ""
     out.append(
@@ -1062,6 +1078,7 @@ def render_svg(report: dict[str, Any], standalone: bool = True) -> str:
         ("job failed", JOB_COLOURS["failed"], True),
         ("job timeout", JOB_COLOURS["timeout"], True),
         ("job running at end", JOB_COLOURS["running_at_end"], True),
+        ("job's own end", "#0d1b2a", "tick"),
     ]
     lx = 12
     for label, colour, job_like in legend:
@@ -1071,18 +1088,25 @@ def render_svg(report: dict[str, Any], standalone: bool = True) -> str:
                 'stroke-width="0.8"/>'
                 f'<rect x="{lx}" y="38" width="22" height="10" fill="url(#hatch)"/>'
             )
+        elif job_like == "tick":
+            out.append(
+                f'<line x1="{lx + 11}" y1="35" x2="{lx + 11}" y2="51" stroke="{colour}" '
+                'stroke-width="2.5"/>'
+            )
         else:
             opacity = ' fill-opacity="0.45"' if job_like == "wait" else ""
             out.append(f'<rect x="{lx}" y="36" width="22" height="14" fill="{colour}"{opacity}/>')
         out.append(f'<text x="{lx + 27}" y="47">{_esc(label)}</text>')
         lx += 34 + 7 * len(label)
     out.append(
-        '<text x="12" y="68" fill="#455a64">Top bar of a lane: tasks on that host. Bars below: '
-        "async jobs, from their launch to when a wait saw them finished. Axis: seconds since "
-        "the playbook start. Hover a bar for its times.</text>"
+        '<text x="12" y="68" fill="#455a64">Top bar of each host lane: its tasks (lighter: '
+        "waits). Bars below: its async jobs, from their launch to when a wait saw them finished; "
+        "dark tick: when the module says the job ended.</text>"
+        '<text x="12" y="84" fill="#455a64">Axis: seconds since the playbook start. Dashed '
+        "lines: play starts. Hover a bar for its name and times.</text>"
     )
     # axis and grid
-    axis_y = top - 10
+    axis_y = top - 8
     step = _nice_step(end - start0)
     lanes_bottom = top + sum(lane_heights.values())
     tick = 0.0
@@ -1163,21 +1187,39 @@ def render_svg(report: dict[str, Any], standalone: bool = True) -> str:
                 f'fill="{colour}" stroke="#263238" stroke-width="0.8"{dash}>'
                 f"<title>{_esc(tip)}</title></rect>"
                 f'<rect x="{jx:.1f}" y="{jy}" width="{jw:.1f}" height="{job_h}" '
-                f'fill="url(#hatch)" pointer-events="none"/></g>'
+                f'fill="url(#hatch)" pointer-events="none"/>'
             )
+            if job.get("own_end") is not None:
+                ox = x(job["own_end"])
+                out.append(
+                    f'<line class="own-end" x1="{ox:.1f}" y1="{jy - 2}" x2="{ox:.1f}" '
+                    f'y2="{jy + job_h + 2}" stroke="#0d1b2a" stroke-width="2.5">'
+                    f"<title>{_esc(host)}: the module says the job ended at "
+                    f"{job['own_end']:.2f} s</title></line>"
+                )
+            out.append("</g>")
         out.append("</g>")
         y += lane_h
-    # play boundaries
-    for play in report["plays"]:
-        if play["start"] is None:
-            continue
+    # play boundaries: numbered at the top, named with their figures below the lanes
+    for number, play in enumerate(plays_with_start, start=1):
         px = x(play["start"])
+        following = plays_with_start[number] if number < len(plays_with_start) else None
+        stop = x(following["start"]) if following else left + plot_w
+        fits = max(2, int((stop - px - 8) / 6.6))
+        label = f"{number}. {play['name']}"
+        if len(label) > fits:
+            label = label[: fits - 1] + "\u2026"
         out.append(
-            f'<line x1="{px:.1f}" y1="{axis_y - 18}" x2="{px:.1f}" y2="{lanes_bottom}" '
+            f'<line x1="{px:.1f}" y1="{axis_y - 34}" x2="{px:.1f}" y2="{lanes_bottom}" '
             'stroke="#37474f" stroke-width="1" stroke-dasharray="3 3"/>'
-            f'<text x="{px + 4:.1f}" y="{lanes_bottom + 16}" fill="#37474f">'
-            f"{_esc(play['name'][:70])}: saved {_fmt(play['saved'])}, "
-            f"x{play['speedup']:.2f}</text>"
+            f'<text x="{px + 4:.1f}" y="{axis_y - 22}" fill="#37474f" font-weight="bold">'
+            f"{_esc(label)}<title>{_esc(play['name'])}</title></text>"
+        )
+        out.append(
+            f'<text x="12" y="{lanes_bottom + 20 + 18 * (number - 1)}" fill="#37474f">'
+            f"{number}. {_esc(play['name'])}: wall {_fmt(play['wall'])}, baseline "
+            f"{_fmt(play['baseline'])}, saved {_fmt(play['saved'])}, "
+            f"speed-up {play['speedup']:.2f}x</text>"
         )
     out.append(
         f'<text x="12" y="{height - 14}" fill="#607d8b" font-size="11">'
