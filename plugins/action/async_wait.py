@@ -197,8 +197,7 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         del tmp
         task_vars = task_vars or {}
-        validation, args = self.validate_argument_spec(argument_spec=self.ARGUMENT_SPEC)
-        del validation
+        _, args = self.validate_argument_spec(argument_spec=self.ARGUMENT_SPEC)
         timeout = seconds("timeout", args.get("timeout"), None)
         window = seconds("window", args.get("window"), self.DEFAULT_WINDOW)
         interval = seconds("poll_interval", args.get("poll_interval"), self.DEFAULT_POLL_INTERVAL)
@@ -286,6 +285,9 @@ class ActionModule(ActionBase):
                 break
             if deadline is not None and self.clock() >= deadline:
                 break
+            if this_window == 0 and pending_jids():
+                # No long poll on the host: pause here, or the round trips would never stop.
+                self.sleep(interval)
 
         elapsed = self.clock() - start
         if errors:

@@ -573,3 +573,13 @@ def test_progress_is_shown_with_v(make_action, mocker) -> None:
         "async_wait: 2/2 jobs done, 0 pending, 2.0s elapsed, 2 poll(s)",
     ]
     assert shown.call_args_list[0].kwargs == {"host": "host7"}
+
+
+def test_window_zero_pauses_between_polls(make_action, clock) -> None:
+    action, host = make_action(
+        {"jobs": J1, "window": 0}, [[running(J1)], [running(J1)], [done(J1)]]
+    )
+    result = action.run(task_vars={})
+    assert [c["window"] for c in host.calls] == [0.0, 0.0, 0.0]
+    assert result["polls"] == 3
+    assert clock.now == pytest.approx(1000.2)  # two pauses of poll_interval, none after the last
