@@ -497,6 +497,10 @@ class CallbackModule(CallbackBase):
             )
             if not jid or item.get("skipped"):
                 continue
+            # core strips `failed` from the top of a result: the event says it
+            failed = bool(item.get("failed")) or (item is data and run.status == "failed")
+            if failed and not (fields.get("poll") or "async_result" in item):
+                continue  # the launch itself failed: no job runs
             jid = str(jid)
             job = Job(run.host, jid, record, start, end, item=_item_label(item))
             if item.get("finished") or fields.get("poll") or "async_result" in item:
@@ -507,7 +511,7 @@ class CallbackModule(CallbackBase):
                 job.finished = done[0] if done else end
                 job.polls = self._polls.pop((run.host, jid), 0)
                 job.waited_by = record.name
-                self._settle(job, item)
+                self._settle(job, item, failed)
             else:
                 record.kind = "launch"
             self._jobs[(run.host, jid)] = job
@@ -528,13 +532,20 @@ class CallbackModule(CallbackBase):
                         if job is not None:
                             waited.append(job)
             elif item.get("ansible_job_id"):
-                job = self._seen(run, str(item["ansible_job_id"]), item, end, async_wait=False)
+                failed = bool(item.get("failed")) or (item is data and run.status == "failed")
+                job = self._seen(run, str(item["ansible_job_id"]), item, end, False, failed)
                 if job is not None:
                     waited.append(job)
         run.waited = waited
 
     def _seen(
-        self, run: HostRun, jid: str, data: dict[str, Any], stamp: float, async_wait: bool
+        self,
+        run: HostRun,
+        jid: str,
+        data: dict[str, Any],
+        stamp: float,
+        async_wait: bool,
+        failed: bool = False,
     ) -> Job | None:
         job = self._jobs.get((run.host, jid))
         if job is None:
@@ -572,14 +583,14 @@ class CallbackModule(CallbackBase):
             return job
         job.finished = stamp
         job.waited_by = run.task.name
-        self._settle(job, data)
+        self._settle(job, data, failed)
         return job
 
-    def _settle(self, job: Job, data: dict[str, Any]) -> None:
+    def _settle(self, job: Job, data: dict[str, Any], failed: bool) -> None:
         msg = str(data.get("msg") or "")
         if "did not complete within the requested time" in msg or msg == "Timeout exceeded":
             job.state = "timeout"
-        elif data.get("failed") or data.get("failed_when_result"):
+        elif failed or data.get("failed_when_result"):
             job.state = "failed"
         else:
             job.state = "finished"

@@ -538,3 +538,32 @@ def test_options_are_read_from_config(monkeypatch: pytest.MonkeyPatch, tmp_path:
     assert plugin._output_timeline is None
     assert plugin._top == 9
     assert plugin.CALLBACK_TYPE == "aggregate" and plugin.CALLBACK_NEEDS_ENABLED is True
+
+
+def test_failed_launch_starts_no_job(clock: Clock) -> None:
+    run = Run(clock)
+    run.play(0.0)
+    launch = task("Launch", **{"async": 60, "poll": 0})
+    run.start(0.0, launch, H1)
+    run.failed(0.4, launch, H1, msg="could not launch", ansible_job_id="jx", started=False)
+    play = only(run.stats(1.0))
+    assert play["jobs"] == []
+    assert play["failed_time"] == pytest.approx(0.4)
+    assert play["tasks"][0]["max_concurrent_jobs"] is None
+
+
+def test_async_status_of_a_failed_job(clock: Clock) -> None:
+    """Core strips `failed` from what callbacks see: the failed event marks the job failed."""
+    run = Run(clock)
+    run.play(0.0)
+    launch = task("Launch", **{"async": 60, "poll": 0})
+    wait = task("Wait", "ansible.builtin.async_status")
+    run.start(0.0, launch, H1)
+    run.ok(0.5, launch, H1, **launched("jf"))
+    run.start(0.6, wait, H1)
+    run.failed(3.0, wait, H1, **status("jf", True, delta="0:00:02.000000", rc=2))
+    play = only(run.stats(3.0))
+    [job] = play["jobs"]
+    assert (job["state"], job["finished"], job["baseline"]) == ("failed", 3.0, 0.5)
+    assert play["baseline"] == pytest.approx(0.5)
+    assert play["failed_time"] == pytest.approx(2.4)
