@@ -30,7 +30,14 @@ def names():
         subprocess.run(["incus", "delete", "--force", *leftovers], check=False)
 
 
+def fast_pool() -> str:
+    """The btrfs pool of scripts/incus-setup.sh when it exists (launch = snapshot)."""
+    show = subprocess.run(["incus", "storage", "show", "tplabs"], capture_output=True, check=False)
+    return "tplabs" if show.returncode == 0 else ""
+
+
 def lab(path: str, **extra: object) -> tuple[int, dict, str]:
+    extra.setdefault("lab_storage_pool", fast_pool())
     env = ansible_env(ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json")
     run, doc = playbook_json(path, "-e", json.dumps(extra), env=env)
     return run.rc, doc.get("stats", {}).get("localhost", {}), run.output

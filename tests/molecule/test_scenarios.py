@@ -17,9 +17,11 @@ After each run, the test checks that destroy left no container with the run's pr
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
+import signal
 import subprocess
 import tempfile
 import threading
@@ -27,6 +29,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 import pytest
 
@@ -64,6 +67,41 @@ class ScenarioRun:
         return "\n".join(text.splitlines()[-lines:])
 
 
+def stream_timed(cmd: list[str], env: dict[str, str], out: TextIO, start: float) -> int:
+    """Run cmd, writing each output line to out behind the seconds since start.
+
+    Past TIMEOUT the whole process group is killed (Molecule and its ansible-playbook).
+    """
+    with subprocess.Popen(
+        cmd,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    ) as proc:
+        assert proc.stdout is not None
+        expired = threading.Event()
+
+        def kill() -> None:
+            expired.set()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+
+        timer = threading.Timer(max(1.0, start + TIMEOUT - time.monotonic()), kill)
+        timer.start()
+        try:
+            for line in proc.stdout:
+                out.write(f"[{time.monotonic() - start:7.1f}s] {line}")
+            rc = proc.wait()
+        finally:
+            timer.cancel()
+        if expired.is_set():
+            raise subprocess.TimeoutExpired(cmd, TIMEOUT)
+        return rc
+
+
 def run_scenario(scenario: str) -> ScenarioRun:
     prefix = run_prefix(scenario)
     LOG_DIR.mkdir(parents=True, exist_ok=True)
@@ -85,16 +123,7 @@ def run_scenario(scenario: str) -> ScenarioRun:
             out.write(f"# molecule test -s {scenario}  (Incus prefix {prefix})\n")
             out.flush()
             try:
-                proc = subprocess.run(
-                    [molecule, "test", "-s", scenario],
-                    cwd=REPO,
-                    env=env,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    timeout=TIMEOUT,
-                    check=False,
-                )
-                rc = proc.returncode
+                rc = stream_timed([molecule, "test", "-s", scenario], env, out, start)
             except subprocess.TimeoutExpired:
                 rc, error = -1, f"timed out after {TIMEOUT:.0f}s"
     elapsed = time.monotonic() - start
