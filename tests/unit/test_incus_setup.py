@@ -132,3 +132,23 @@ def test_image_action_builds_only_when_needed(current: str, action: str) -> None
     assert build.isdigit() and int(build) >= 2
     value = build if current == "CURRENT" else current
     assert call("image_action", value).stdout.strip() == action
+
+
+@pytest.mark.parametrize(
+    ("filesystems", "loop", "usable"),
+    [
+        ("nodev\tsysfs\n\text4\n\tbtrfs\n", True, True),
+        ("nodev\tsysfs\n\text4\n", True, False),
+        ("\tbtrfs\n", False, False),
+    ],
+    ids=["btrfs-and-loop", "no-btrfs", "no-loop-device"],
+)
+def test_fast_pool_only_with_btrfs_and_loop_devices(
+    tmp_path: Path, filesystems: str, loop: bool, usable: bool
+) -> None:
+    fs = tmp_path / "filesystems"
+    fs.write_text(filesystems)
+    loop_control = tmp_path / "loop-control"
+    if loop:
+        loop_control.touch()
+    assert (call("can_use_btrfs", str(fs), str(loop_control)).returncode == 0) is usable
