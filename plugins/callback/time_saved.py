@@ -61,7 +61,9 @@ description:
     play (the start of the next play, or the end of the playbook). B(Time saved) is baseline
     minus wall, B(speed-up) is baseline divided by wall.
   - B(Concurrency.) For each task, the largest number of hosts running it at once and, for
-    async tasks, the largest number of its jobs running at once. With C(throttle=2) and
+    async tasks, the largest number of its jobs running at once. A job runs from its own
+    start to its own end when the module reports them and the host's clock agrees with the
+    controller's (within a second), else from its launch to when a wait saw it finished. With C(throttle=2) and
     C(poll=0) the first is at most 2 while the second can reach every host, which is what
     really happens. Ansible hands a freed worker slot to the next host a few milliseconds
     before it reports the previous host's result, so overlaps shorter than 0.15 s are not
@@ -754,10 +756,18 @@ class CallbackModule(CallbackBase):
                     if job.launched is None:
                         continue
                     job_end = job.finished if job.finished is not None else end
-                    job_spans.append((job.launched, job_end))
                     last = job_end if last is None else max(last, job_end)
-                    jobs_out.append(self._job_out(job, rel, end))
-                    jobs_out[-1]["own_end"] = self._own_end(job, origin, job_end)
+                    out = self._job_out(job, rel, end)
+                    own_end = self._own_end(job, origin, job_end)
+                    out["own_end"] = own_end
+                    out["own_start"] = None
+                    if own_end is not None and job.own is not None:
+                        # the job's real run on the host, free of launch and poll lag
+                        out["own_start"] = round(max(own_end - job.own, out["launched"]), 4)
+                        job_spans.append((origin + out["own_start"], origin + own_end))
+                    else:
+                        job_spans.append((job.launched, job_end))
+                    jobs_out.append(out)
                 span = 0.0 if first is None else max(0.0, (last or first) - first)
                 baseline += task_baseline
                 tasks_out.append(
@@ -938,7 +948,10 @@ class CallbackModule(CallbackBase):
         ranked = sorted(
             (task for task in tasks if task["saved"] > 0.005), key=lambda t: -t["saved"]
         )[: self._top]
-        if not ranked or not self._top:
+        if not self._top:
+            return
+        if not ranked:
+            self._say("no task saved time: nothing ran in parallel long enough to show")
             return
         header = f"{'saved':>9} {'baseline':>9} {'span':>9} {'hosts':>5} {'jobs':>5}  "
         room = max(10, width - len(header) - 1)
@@ -1089,7 +1102,7 @@ def render_svg(report: dict[str, Any], standalone: bool = True) -> str:
         ("job failed", JOB_COLOURS["failed"], True),
         ("job timeout", JOB_COLOURS["timeout"], True),
         ("job running at end", JOB_COLOURS["running_at_end"], True),
-        ("job's own end", "#0d1b2a", "tick"),
+        ("launch/poll lag of a job", JOB_COLOURS["finished"], "lag"),
     ]
     lx = 12
     for label, colour, job_like in legend:
@@ -1099,10 +1112,10 @@ def render_svg(report: dict[str, Any], standalone: bool = True) -> str:
                 'stroke-width="0.8"/>'
                 f'<rect x="{lx}" y="38" width="22" height="10" fill="url(#hatch)"/>'
             )
-        elif job_like == "tick":
+        elif job_like == "lag":
             out.append(
-                f'<line x1="{lx + 11}" y1="35" x2="{lx + 11}" y2="51" stroke="{colour}" '
-                'stroke-width="2.5"/>'
+                f'<rect x="{lx}" y="38" width="22" height="10" fill="{colour}" '
+                'fill-opacity="0.3" stroke="#263238" stroke-width="0.8"/>'
             )
         else:
             opacity = ' fill-opacity="0.45"' if job_like == "wait" else ""
@@ -1111,8 +1124,8 @@ def render_svg(report: dict[str, Any], standalone: bool = True) -> str:
         lx += 34 + 7 * len(label)
     out.append(
         '<text x="12" y="68" fill="#455a64">Top bar of each host lane: its tasks (lighter: '
-        "waits). Bars below: its async jobs, from their launch to when a wait saw them finished; "
-        "dark tick: when the module says the job ended.</text>"
+        "waits). Bars below: its async jobs, from their launch to when a wait saw them finished, "
+        "solid where the module says the job really ran.</text>"
         '<text x="12" y="84" fill="#455a64">Axis: seconds since the playbook start. Dashed '
         "lines: play starts. Hover a bar for its name and times.</text>"
     )
@@ -1193,21 +1206,25 @@ def render_svg(report: dict[str, Any], standalone: bool = True) -> str:
                 f"{host}:{jid} of {job['task']}{item}: {job['state'].replace('_', ' ')}\n"
                 f"launched {job['launched']:.2f} s, {seen} ({job['duration']:.2f} s{own})"
             )
+            own_start, own_end = job.get("own_start"), job.get("own_end")
+            if own_start is not None and own_end is not None:
+                tip += f"\nthe module's own run: {own_start:.2f} s to {own_end:.2f} s"
+            # whole bar, light: from the launch to when a wait saw the job finished
             out.append(
                 f'<g class="job"><rect x="{jx:.1f}" y="{jy}" width="{jw:.1f}" height="{job_h}" '
-                f'fill="{colour}" stroke="#263238" stroke-width="0.8"{dash}>'
+                f'fill="{colour}" fill-opacity="0.3" stroke="#263238" stroke-width="0.8"{dash}>'
                 f"<title>{_esc(tip)}</title></rect>"
-                f'<rect x="{jx:.1f}" y="{jy}" width="{jw:.1f}" height="{job_h}" '
-                f'fill="url(#hatch)" pointer-events="none"/>'
             )
-            if job.get("own_end") is not None:
-                ox = x(job["own_end"])
-                out.append(
-                    f'<line class="own-end" x1="{ox:.1f}" y1="{jy - 2}" x2="{ox:.1f}" '
-                    f'y2="{jy + job_h + 2}" stroke="#0d1b2a" stroke-width="2.5">'
-                    f"<title>{_esc(host)}: the module says the job ended at "
-                    f"{job['own_end']:.2f} s</title></line>"
-                )
+            # solid and hatched: the job's own run, when the module reports it (else all)
+            if own_start is not None and own_end is not None:
+                sx, sw = x(own_start), max(1.5, x(own_end) - x(own_start))
+            else:
+                sx, sw = jx, jw
+            out.append(
+                f'<rect x="{sx:.1f}" y="{jy}" width="{sw:.1f}" height="{job_h}" fill="{colour}" '
+                f'pointer-events="none"/><rect x="{sx:.1f}" y="{jy}" width="{sw:.1f}" '
+                f'height="{job_h}" fill="url(#hatch)" pointer-events="none"/>'
+            )
             out.append("</g>")
         out.append("</g>")
         y += lane_h
