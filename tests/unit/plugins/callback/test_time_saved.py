@@ -567,3 +567,35 @@ def test_async_status_of_a_failed_job(clock: Clock) -> None:
     assert (job["state"], job["finished"], job["baseline"]) == ("failed", 3.0, 0.5)
     assert play["baseline"] == pytest.approx(0.5)
     assert play["failed_time"] == pytest.approx(2.4)
+
+
+def test_job_concurrency_uses_the_jobs_own_runs(clock: Clock) -> None:
+    """Slow launches: 3 jobs overlap from launch to seen-finished, but ran at most 2 at once."""
+    from datetime import datetime
+
+    run = Run(clock)
+    epoch = datetime(2026, 11, 27, 10, 0, 0)
+    run.cb._started_at = epoch.timestamp()  # the wall clock at the playbook start (t=0)
+    run.play(0.0)
+    launch = task("Launch", **{"async": 60, "poll": 0, "throttle": 2})
+    wait = task("Wait", "ansible.builtin.async_status")
+    run.start(0.0, launch, H1)
+    run.start(0.0, launch, H2)
+    run.ok(4.0, launch, H1, **launched("o1"))
+    run.start(4.0, launch, H3)
+    run.ok(4.05, launch, H2, **launched("o2"))
+    run.ok(8.0, launch, H3, **launched("o3"))
+
+    def own(start: float, end: float) -> dict[str, str]:
+        def stamp(seconds: float) -> str:
+            return f"2026-11-27 10:00:{seconds:09.6f}"
+
+        return {"start": stamp(start), "end": stamp(end), "delta": f"0:00:{end - start:09.6f}"}
+
+    for host, jid, span in ((H1, "o1", (5, 8)), (H2, "o2", (5, 8)), (H3, "o3", (9, 12))):
+        run.start(8.1, wait, host)
+        run.ok(13.0, wait, host, **status(jid, True, **own(*span)))
+    play = only(run.stats(13.0))
+    assert [(j["own_start"], j["own_end"]) for j in play["jobs"]] == [(5, 8), (5, 8), (9, 12)]
+    assert play["tasks"][0]["max_concurrent_hosts"] == 2
+    assert play["tasks"][0]["max_concurrent_jobs"] == 2
