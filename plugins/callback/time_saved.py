@@ -880,6 +880,8 @@ class CallbackModule(CallbackBase):
     # -- recap -----------------------------------------------------------------------------
 
     def _print_recap(self, report: dict[str, Any]) -> None:
+        if self._first_start is None:  # nothing ran (no hosts matched, --check of nothing)
+            return
         plays = report["plays"]
         for play in plays:
             self._recap_block(f"TIME SAVED [play: {play['name']}]", play, "end of play")
