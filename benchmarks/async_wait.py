@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark: waiting for async jobs with async_wait against core's ways, on real hosts.
 
 Runs, back to back in one process, each method on each scenario with real ansible-playbook

@@ -60,7 +60,7 @@ attributes:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 author:
-  - tplabs developers
+  - tplabs developers (@tplabs)
 """
 
 EXAMPLES = r"""
@@ -274,8 +274,7 @@ class Poller:
                     kind, data, mtime = kind2, data2, mtime2
             if kind == "running":
                 entry["result"] = data
-        if kind == "done":
-            assert isinstance(data, dict)
+        if kind == "done" and isinstance(data, dict):
             entry.update(state=classify_done(data), ended_at=mtime, result=data)
             if entry["state"] == "timeout":
                 entry["msg"] = (
@@ -354,8 +353,7 @@ class Poller:
                 os.rename(tmp, path)
                 entry.update(state="killed", started_at=mtime, ended_at=self.clock(), result=record)
                 entry["msg"] = record["msg"]
-            elif kind == "done":
-                assert isinstance(data, dict)
+            elif kind == "done" and isinstance(data, dict):
                 entry.update(state=classify_done(data), ended_at=mtime, result=data)
             elif kind == "missing":
                 entry.update(state="unknown" if not pids else "killed", msg="no job file")

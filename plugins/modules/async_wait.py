@@ -109,7 +109,7 @@ seealso:
   - ref: playbooks_async
     description: Asynchronous actions and polling.
 author:
-  - tplabs developers
+  - tplabs developers (@tplabs)
 """
 
 EXAMPLES = r"""
