@@ -297,20 +297,23 @@ class ActionModule(ActionBase):
         still = pending_jids()
         timed_out = bool(still) and not errors and not (args["fail_fast"] and any_failed())
         killed: list[str] = []
+        kill_error = ""
         if timed_out and args["on_timeout"] == "kill" and not self._task.check_mode and async_dir:
+            polls += 1
             try:
-                polls += 1
                 reply = self._poll(
                     still, async_dir, task_vars, mode="kill", cleanup=args["cleanup"]
                 )
-                for job in reply.get("jobs", []):
-                    if isinstance(job, dict) and job.get("jid") in seen:
-                        started = seen[job["jid"]].get("started_at")
-                        seen[job["jid"]] = dict(job, started_at=job.get("started_at", started))
-                        if job.get("state") == "killed":
-                            killed.append(job["jid"])
             except AnsibleConnectionFailure as err:
-                errors.append(f"could not kill the unfinished jobs: {err}")
+                reply = {"failed": True, "msg": str(err)}
+            if reply.get("failed") or not isinstance(reply.get("jobs"), list):
+                kill_error = f"could not kill the unfinished jobs: {reply.get('msg', 'no reply')}"
+            for job in reply.get("jobs") or []:
+                if isinstance(job, dict) and job.get("jid") in seen:
+                    started = seen[job["jid"]].get("started_at")
+                    seen[job["jid"]] = dict(job, started_at=job.get("started_at", started))
+                    if job.get("state") == "killed":
+                        killed.append(job["jid"])
 
         jobs = [self._shape(entry, seen) for entry in entries]
         counts = {
@@ -334,8 +337,9 @@ class ActionModule(ActionBase):
 
         problems: list[str] = []
         if errors:
+            what = "lost the host" if unreachable else "could not poll the jobs"
             problems.append(
-                f"lost the host after {elapsed:.1f}s with {counts['pending']} job(s) unfinished "
+                f"{what} after {elapsed:.1f}s with {counts['pending']} job(s) unfinished "
                 f"({', '.join(self._describe(j) for j in jobs if j['state'] == 'running')}): {errors[-1]}"
             )
         if timed_out:
@@ -345,6 +349,8 @@ class ActionModule(ActionBase):
                 f"timed out after {elapsed:.1f}s (timeout {timeout:g}s) with {len(running)} job(s) {verb}: "
                 + "; ".join(f"{self._describe(j)} ran {self._ran(j)}" for j in running)
             )
+        if kill_error:
+            problems.append(kill_error)
         failed_jobs = [j for j in jobs if j["failed"] and not (timed_out and j["jid"] in killed)]
         if failed_jobs:
             problems.append(

@@ -583,3 +583,25 @@ def test_window_zero_pauses_between_polls(make_action, clock) -> None:
     assert [c["window"] for c in host.calls] == [0.0, 0.0, 0.0]
     assert result["polls"] == 3
     assert clock.now == pytest.approx(1000.2)  # two pauses of poll_interval, none after the last
+
+
+def test_a_module_that_keeps_failing_is_reported_as_such(make_action) -> None:
+    crash = {"failed": True, "msg": "MODULE FAILURE: /usr/bin/python3: not found"}
+    action, host = make_action({"jobs": [J1]}, [crash, crash, crash])
+    result = action.run(task_vars={})
+    assert len(host.calls) == 3
+    assert "unreachable" not in result
+    assert result["failed"] is True
+    assert result["msg"] == (
+        "could not poll the jobs after 2.0s with 1 job(s) unfinished (j111.1): "
+        "MODULE FAILURE: /usr/bin/python3: not found"
+    )
+
+
+def test_a_kill_that_fails_is_reported(make_action) -> None:
+    script = [[running(J1)], {"failed": True, "msg": "permission denied"}]
+    action, _ = make_action({"jobs": [J1], "timeout": 0, "on_timeout": "kill"}, script)
+    result = action.run(task_vars={})
+    assert result["failed"] is True
+    assert result["msg"].endswith("; could not kill the unfinished jobs: permission denied")
+    assert result["jobs"][0]["state"] == "running"
