@@ -4,21 +4,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import html
-import json
-import os
-import re
-import tempfile
-import threading
-import time
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
-
-from ansible import constants as C
-from ansible.plugins.callback import CallbackBase
-
 DOCUMENTATION = r"""
 name: time_saved
 type: aggregate
@@ -135,6 +120,20 @@ EXAMPLES = r"""
 #  11.10 s   17.02 s   5.92 s      3     3  Launch a job in the background
 """
 
+import contextlib  # noqa: E402
+import html  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import re  # noqa: E402
+import tempfile  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+from datetime import UTC, datetime  # noqa: E402
+from typing import Any  # noqa: E402
+
+from ansible import constants as C  # noqa: E402
+from ansible.plugins.callback import CallbackBase  # noqa: E402
 
 REPORT_VERSION = 1
 # Ansible starts the next host in a freed worker slot, then reports the previous host's
@@ -247,7 +246,7 @@ def max_overlap(spans: list[tuple[float, float]], tolerance: float = HANDOFF_TOL
         events.append((max(end - tolerance, start + 1e-9), -1))
     events.sort()
     best = current = 0
-    for _, delta in events:
+    for _stamp, delta in events:
         current += delta
         best = max(best, current)
     return best
