@@ -155,6 +155,7 @@ class CallbackModule(CallbackBase):
 class Measure:
     walls: list[float] = field(default_factory=list)
     trips: list[int] = field(default_factory=list)
+    loads: list[float] = field(default_factory=list)
     failed: int = 0
 
     @property
@@ -286,13 +287,15 @@ def bench(where: str, inventory_for, scenarios: list[str], methods: list[str], r
                 for round_no in range(1, repeat + 1):
                     for method in methods:
                         measure = results[(where, scenario, method)]
+                        load = os.getloadavg()[0]
                         wall, trips, failed = run_once(workdir, inventory, method, durations, hosts)
+                        measure.loads.append(load)
                         measure.walls.append(wall)
                         measure.trips.append(trips)
                         measure.failed += failed
                         print(
                             f"  {where:6} {scenario:5} round {round_no} {LABELS[method]:16} "
-                            f"wall {wall:6.1f}s  round trips {trips:4d}",
+                            f"wall {wall:6.1f}s  round trips {trips:4d}  load {load:5.1f}",
                             flush=True,
                         )
     return results
@@ -325,8 +328,8 @@ class IncusInventory:
 
 def table(results: dict, methods: list[str]) -> tuple[str, list[str]]:
     rows = [
-        "| inventory | scenario | method | wall (s) | overhead beyond longest job (s) | wait round trips |",
-        "| --- | --- | --- | ---: | ---: | ---: |",
+        "| inventory | scenario | method | wall (s) | overhead beyond longest job (s) | wait round trips | load (1 min) |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: |",
     ]
     verdicts: list[str] = []
     groups = sorted(
@@ -346,7 +349,8 @@ def table(results: dict, methods: list[str]) -> tuple[str, list[str]]:
             measure = results[(where, scenario, method)]
             rows.append(
                 f"| {where} | {scenario} | {LABELS[method]} | {measure.wall:.1f} | {over[method]:.1f} | "
-                f"{measure.round_trips if method != 'sync' else '-'} |"
+                f"{measure.round_trips if method != 'sync' else '-'} | "
+                f"{statistics.median(measure.loads):.1f} |"
             )
         if {"async_wait", "sync", "until_10", "until_1"} <= set(over):
             aw = results[(where, scenario, "async_wait")]
@@ -402,7 +406,8 @@ def main() -> int:
     scenarios = opts.only or list(SCENARIOS)
 
     print(
-        f"async_wait benchmark: scenarios {scenarios}, methods {methods}, repeat {opts.repeat}",
+        f"async_wait benchmark: scenarios {scenarios}, methods {methods}, repeat {opts.repeat}, "
+        f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}",
         flush=True,
     )
     results = bench("local", LocalHosts, scenarios, methods, opts.repeat)
@@ -428,6 +433,7 @@ def main() -> int:
                         "scenario": s,
                         "method": m,
                         "walls": r.walls,
+                        "load_1min": r.loads,
                         "round_trips": r.trips,
                     }
                     for (w, s, m), r in results.items()
