@@ -116,10 +116,12 @@ def run_scenario(scenario: str) -> ScenarioRun:
             MOLECULE_GLOB="molecule/*/molecule.yml",
             NO_COLOR="1",
             PY_COLORS="0",
+            # Line by line through the pipe, so the log's timestamps are true.
+            PYTHONUNBUFFERED="1",
         )
         # Molecule writes its own ansible.cfg; the repo's must not override it.
         env.pop("ANSIBLE_CONFIG", None)
-        with log.open("w") as out:
+        with log.open("w", buffering=1) as out:
             out.write(f"# molecule test -s {scenario}  (Incus prefix {prefix})\n")
             out.flush()
             try:
