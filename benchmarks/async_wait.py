@@ -112,7 +112,8 @@ LABELS = {
 # async polls of `poll: N`, and async_wait's own `polls`.
 COUNTER = """\
 from __future__ import annotations
-import json, os
+import json, os, time
+from datetime import datetime
 from ansible.plugins.callback import CallbackBase
 
 class CallbackModule(CallbackBase):
@@ -125,9 +126,25 @@ class CallbackModule(CallbackBase):
         super().__init__(*a, **kw)
         self.trips = 0
         self.failed = 0
+        self.last_end = {}   # host -> epoch of its last job's own end (the module's "end")
+        self.seen_at = {}    # host -> epoch when the controller got the result showing it
+
+    def _ends(self, res):
+        found = [res.get("end")] + [(j.get("result") or {}).get("end") for j in res.get("jobs") or []]
+        for end in found:
+            if isinstance(end, str):
+                try:
+                    yield datetime.strptime(end, "%Y-%m-%d %H:%M:%S.%f").timestamp()
+                except ValueError:
+                    pass
 
     def _count(self, result, failed=False):
         res = result._result
+        ends = list(self._ends(res))
+        if ends:
+            host = result._host.get_name()
+            self.last_end[host] = max([self.last_end.get(host, 0.0), *ends])
+            self.seen_at[host] = time.time()
         if result._task.action.endswith("async_status"):
             self.trips += int(res.get("attempts", 1))
         elif result._task.action.endswith("async_wait"):
@@ -147,7 +164,9 @@ class CallbackModule(CallbackBase):
 
     def v2_playbook_on_stats(self, stats):
         with open(os.environ["BENCH_COUNTS"], "w") as f:
-            json.dump({"round_trips": self.trips, "failed": self.failed}, f)
+            lags = [self.seen_at[h] - self.last_end[h] for h in self.last_end]
+            notice = sum(lags) / len(lags) if lags else None
+            json.dump({"round_trips": self.trips, "failed": self.failed, "notice": notice}, f)
 """
 
 
@@ -156,6 +175,7 @@ class Measure:
     walls: list[float] = field(default_factory=list)
     trips: list[int] = field(default_factory=list)
     loads: list[float] = field(default_factory=list)
+    notices: list[float] = field(default_factory=list)
     failed: int = 0
 
     @property
@@ -233,7 +253,7 @@ class IncusHosts:
 
 def run_once(
     workdir: Path, inventory: Path, method: str, durations: list[int], hosts: int
-) -> tuple[float, int, int]:
+) -> tuple[float, int, int, float | None]:
     book = workdir / f"{method}.yml"
     book.write_text(
         HEADER.format(durations=json.dumps(durations)) + textwrap.indent(METHODS[method], "  ")
@@ -268,7 +288,7 @@ def run_once(
         tail = (proc.stdout + proc.stderr)[-2000:]
         raise RuntimeError(f"{method} failed (rc={proc.returncode}):\n{tail}")
     data = json.loads(counts.read_text())
-    return wall, data["round_trips"], data["failed"]
+    return wall, data["round_trips"], data["failed"], data["notice"]
 
 
 def bench(where: str, inventory_for, scenarios: list[str], methods: list[str], repeat: int) -> dict:
@@ -288,14 +308,19 @@ def bench(where: str, inventory_for, scenarios: list[str], methods: list[str], r
                     for method in methods:
                         measure = results[(where, scenario, method)]
                         load = os.getloadavg()[0]
-                        wall, trips, failed = run_once(workdir, inventory, method, durations, hosts)
+                        wall, trips, failed, notice = run_once(
+                            workdir, inventory, method, durations, hosts
+                        )
+                        if notice is not None:
+                            measure.notices.append(notice)
                         measure.loads.append(load)
                         measure.walls.append(wall)
                         measure.trips.append(trips)
                         measure.failed += failed
                         print(
                             f"  {where:6} {scenario:5} round {round_no} {LABELS[method]:16} "
-                            f"wall {wall:6.1f}s  round trips {trips:4d}  load {load:5.1f}",
+                            f"wall {wall:6.1f}s  round trips {trips:4d}  load {load:5.1f}  "
+                            f"last job end to result {'-' if notice is None else f'{notice:.2f}s'}",
                             flush=True,
                         )
     return results
@@ -328,8 +353,8 @@ class IncusInventory:
 
 def table(results: dict, methods: list[str]) -> tuple[str, list[str]]:
     rows = [
-        "| inventory | scenario | method | wall (s) | overhead beyond longest job (s) | wait round trips | load (1 min) |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: |",
+        "| inventory | scenario | method | wall (s) | overhead beyond longest job (s) | wait round trips | last job end to result (s) | load (1 min) |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     verdicts: list[str] = []
     groups = sorted(
@@ -350,6 +375,7 @@ def table(results: dict, methods: list[str]) -> tuple[str, list[str]]:
             rows.append(
                 f"| {where} | {scenario} | {LABELS[method]} | {measure.wall:.1f} | {over[method]:.1f} | "
                 f"{measure.round_trips if method != 'sync' else '-'} | "
+                f"{statistics.median(measure.notices) if measure.notices else float('nan'):.2f} | "
                 f"{statistics.median(measure.loads):.1f} |"
             )
         if {"async_wait", "sync", "until_10", "until_1"} <= set(over):
@@ -434,6 +460,7 @@ def main() -> int:
                         "method": m,
                         "walls": r.walls,
                         "load_1min": r.loads,
+                        "last_job_end_to_result": r.notices,
                         "round_trips": r.trips,
                     }
                     for (w, s, m), r in results.items()
