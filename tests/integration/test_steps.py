@@ -14,6 +14,7 @@ import os
 import re
 import signal
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -133,7 +134,7 @@ def test_step2_reads_step1_jobs(step1, tmp_path):
 
 def test_step2_adhoc_commands_of_the_lab(tmp_path):
     """The lab's ad hoc commands, verbatim but for the inventory and a short sleep."""
-    launch = run(["ansible", "all", "-B", "3600", "-P", "0", "-a", "sleep 6"])
+    launch = run(["ansible", "all", "-B", "3600", "-P", "0", "-a", "sleep 20"])
     ok(launch)
     jids = dict(
         re.findall(
@@ -147,7 +148,7 @@ def test_step2_adhoc_commands_of_the_lab(tmp_path):
         ["ansible", "host1", "-m", "async_status", "-a", f"jid={jids['host1']}", "-P", "5"]
     )
     ok(status)
-    assert '"finished": 0' in status.stdout, status.stdout
+    assert re.search(r'"finished": (false|0)', status.stdout), status.stdout
 
     log = tmp_path / "states.log"
     waited = playbook(
@@ -236,7 +237,7 @@ def test_step6_forks_caps_every_task_not_poll_0_jobs(tmp_path):
     result = playbook(
         "playbooks/step6.yml",
         *extra(
-            forks_seconds=3,
+            forks_seconds=6,
             forks_delay=1,
             forks_report_file=str(report),
             forks_settings=[{"forks": 2, "throttle": 0}],
@@ -266,10 +267,13 @@ def test_step7_timeout_is_killed_and_handled(tmp_path):
     for name in ("rescue", "failed_when"):
         jid = (tmp_path / f"{name}.jid").read_text().strip()
         assert job_file(jid)["msg"] == "Timeout exceeded"
-        killed = (ASYNC_DIR / jid).stat().st_mtime - floats(tmp_path / f"{name}.started")
-        assert 3 <= killed < 10, killed  # async/2 checks (async <= 5), job file 1 s after the kill
+        # The wrapper's clock starts after the launch note; the job file comes 1 s after the kill.
+        killed = (ASYNC_DIR / jid).stat().st_mtime - floats(tmp_path / "launch")
+        assert 3 <= killed < 20, killed
         assert not (tmp_path / f"{name}.ended").exists()
-        assert not Path("/proc", (tmp_path / f"{name}.pid").read_text().strip()).exists()
+        # No pid file: the wrapper killed the job before its shell even started (heavy load).
+        pid_file = tmp_path / f"{name}.pid"
+        assert not pid_file.exists() or not Path("/proc", pid_file.read_text().strip()).exists()
 
 
 @pytest.mark.parametrize("waiter", ["async_wait", "async_status"])
@@ -353,7 +357,7 @@ def test_challenge(tmp_path, waiter):
     )
     ok(result)
     assert done.read_text() == "Async OK\n"
-    tasks = {t["task"]["name"]: t for t in data["plays"][0]["tasks"]}
+    tasks = {t["task"]["name"].split(" : ", 1)[-1]: t for t in data["plays"][0]["tasks"]}
     launch = tasks["Launch the job in the background (sleep, then write the file)"]
     wait = tasks[f"Wait for the job with {waiter}"]
     assert launch["hosts"]["host1"]["changed"] is True
