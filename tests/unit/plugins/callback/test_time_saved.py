@@ -599,3 +599,22 @@ def test_job_concurrency_uses_the_jobs_own_runs(clock: Clock) -> None:
     assert [(j["own_start"], j["own_end"]) for j in play["jobs"]] == [(5, 8), (5, 8), (9, 12)]
     assert play["tasks"][0]["max_concurrent_hosts"] == 2
     assert play["tasks"][0]["max_concurrent_jobs"] == 2
+
+
+def test_no_log_wait_leaves_the_job_state_unknown(clock: Clock) -> None:
+    """A no_log wait hides whether the job finished: 'unknown', never 'running_at_end'."""
+    run = Run(clock)
+    run.play(0.0)
+    launch = task("Launch", **{"async": 60, "poll": 0})
+    wait = task("Wait quietly", "ansible.builtin.async_status", no_log=True)
+    run.start(0.0, launch, H1)
+    run.ok(0.5, launch, H1, **launched("jq"))
+    run.start(0.6, wait, H1)
+    run.ok(4.0, wait, H1, **status("jq", True))
+    report = run.stats(4.0)
+    play = only(report)
+    [job] = play["jobs"]
+    assert (job["jid"], job["state"], job["finished"]) == ("jq", "unknown", None)
+    assert job["baseline"] == pytest.approx(0.5)
+    assert play["tasks"][1]["hosts"]["host1"]["baseline"] == pytest.approx(3.4)
+    assert "done" not in json.dumps(report)  # the wait's stdout never reaches the report
