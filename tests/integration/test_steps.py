@@ -14,7 +14,7 @@ import os
 import re
 import signal
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -332,17 +332,20 @@ def test_step9_time_gained_with_time_saved(tmp_path):
         "playbooks/step9.yml",
         "-l",
         "host1",
-        *extra(time_gained_count=3, time_gained_seconds=4, time_gained_dir=str(tmp_path / "host1")),
+        *extra(time_gained_count=3, time_gained_seconds=6, time_gained_dir=str(tmp_path / "host1")),
         env=env,
     )
     ok(result)
     groups = intervals(tmp_path / "host1", "*.interval")
     sync_wall = max(e for _, e in groups["sync"]) - min(s for s, _ in groups["sync"])
     async_wall = max(e for _, e in groups["async"]) - min(s for s, _ in groups["async"])
-    assert sync_wall >= 12
+    assert sync_wall >= 18
     assert async_wall < sync_wall
-    data = json.loads(report.read_text())
-    assert data["speedup"] > 1 and data["saved"] > 0
+    plays = {p["name"]: p for p in json.loads(report.read_text())["plays"]}
+    sync_play = plays["Step 9 - the work, synchronously"]
+    async_play = plays["Step 9 - the same work, asynchronously"]
+    assert sync_play["wall"] > async_play["wall"]
+    assert max(t["max_concurrent_jobs"] or 0 for t in async_play["tasks"]) >= 2
     assert timeline.stat().st_size > 0
 
 
@@ -363,13 +366,16 @@ def test_challenge(tmp_path, waiter):
     assert launch["hosts"]["host1"]["changed"] is True
     assert wait["hosts"]["host1"]["changed"] is False and not wait["hosts"]["host1"].get("failed")
     assert data["stats"]["host1"]["failures"] == 0
-    # The launch task itself (controller clock) took well under the job's 5 s, and returned
-    # before the job wrote the file (host clock: the note written after the launch).
+    # The launch task returned (controller clock, the same machine here) before the job wrote
+    # the file, and the file came at least the job's 5 s after the launch started. How long
+    # the launch itself takes depends on the machine's load (0.5 s idle, 12 s at load 20).
     span = launch["task"]["duration"]
-    took = datetime.fromisoformat(span["end"].rstrip("Z")) - datetime.fromisoformat(
-        span["start"].rstrip("Z")
+    start, end = (
+        datetime.fromisoformat(span[k].rstrip("Z")).replace(tzinfo=UTC).timestamp()
+        for k in ("start", "end")
     )
-    assert took.total_seconds() < 5, took
+    assert end < done.stat().st_mtime
+    assert done.stat().st_mtime - start >= 5
     assert done.stat().st_mtime > floats(tmp_path / "notes/launch.returned")
 
 
