@@ -44,6 +44,10 @@ LOG_DIR = REPO / "reports" / "molecule"
 TIMEOUT = float(os.environ.get("TPLABS_MOLECULE_TIMEOUT", "900"))
 JOBS = max(1, int(os.environ.get("TPLABS_MOLECULE_JOBS", "2")))
 TAIL_LINES = 120
+# Molecule runs in progress (process group -> Incus prefix), so an interrupted session
+# (Ctrl-C) can stop them and delete their containers.
+RUNNING: dict[int, str] = {}
+RUNNING_LOCK = threading.Lock()
 
 
 def run_prefix(scenario: str) -> str:
@@ -67,7 +71,9 @@ class ScenarioRun:
         return "\n".join(text.splitlines()[-lines:])
 
 
-def stream_timed(cmd: list[str], env: dict[str, str], out: TextIO, start: float) -> int:
+def stream_timed(
+    cmd: list[str], env: dict[str, str], out: TextIO, start: float, prefix: str
+) -> int:
     """Run cmd, writing each output line to out behind the seconds since start.
 
     Past TIMEOUT the whole process group is killed (Molecule and its ansible-playbook).
@@ -82,6 +88,8 @@ def stream_timed(cmd: list[str], env: dict[str, str], out: TextIO, start: float)
         start_new_session=True,
     ) as proc:
         assert proc.stdout is not None
+        with RUNNING_LOCK:
+            RUNNING[proc.pid] = prefix
         expired = threading.Event()
 
         def kill() -> None:
@@ -97,9 +105,19 @@ def stream_timed(cmd: list[str], env: dict[str, str], out: TextIO, start: float)
             rc = proc.wait()
         finally:
             timer.cancel()
+            with RUNNING_LOCK:
+                RUNNING.pop(proc.pid, None)
         if expired.is_set():
             raise subprocess.TimeoutExpired(cmd, TIMEOUT)
         return rc
+
+
+def delete_leftovers(prefix: str) -> list[str]:
+    """Delete the containers of a run (there should be none after destroy); list them."""
+    leftovers = [name for name in incus_instances() if name.startswith(prefix + "-")]
+    if leftovers:
+        subprocess.run(["incus", "delete", "--force", *leftovers], capture_output=True, check=False)
+    return leftovers
 
 
 def run_scenario(scenario: str) -> ScenarioRun:
@@ -125,14 +143,11 @@ def run_scenario(scenario: str) -> ScenarioRun:
             out.write(f"# molecule test -s {scenario}  (Incus prefix {prefix})\n")
             out.flush()
             try:
-                rc = stream_timed([molecule, "test", "-s", scenario], env, out, start)
+                rc = stream_timed([molecule, "test", "-s", scenario], env, out, start, prefix)
             except subprocess.TimeoutExpired:
                 rc, error = -1, f"timed out after {TIMEOUT:.0f}s"
     elapsed = time.monotonic() - start
-    leftovers = [name for name in incus_instances() if name.startswith(prefix + "-")]
-    if leftovers:
-        subprocess.run(["incus", "delete", "--force", *leftovers], capture_output=True, check=False)
-    return ScenarioRun(scenario, prefix, rc, elapsed, log, leftovers, error)
+    return ScenarioRun(scenario, prefix, rc, elapsed, log, delete_leftovers(prefix), error)
 
 
 class ScenarioPool:
@@ -163,7 +178,17 @@ class ScenarioPool:
         return self.futures[scenario].result(timeout=TIMEOUT * (len(self.futures) + 1))
 
     def shutdown(self) -> None:
+        """Normally a no-op; after Ctrl-C, stop the runs in progress and clean up."""
+        for future in self.futures.values():
+            future.cancel()
+        with RUNNING_LOCK:
+            interrupted = dict(RUNNING)
+        for pgid in interrupted:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGKILL)
         self._executor.shutdown(wait=True, cancel_futures=True)
+        for prefix in interrupted.values():
+            delete_leftovers(prefix)
 
 
 def is_serial(scenario: str) -> bool:
