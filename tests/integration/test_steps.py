@@ -237,7 +237,7 @@ def test_step6_forks_caps_every_task_not_poll_0_jobs(tmp_path):
     result = playbook(
         "playbooks/step6.yml",
         *extra(
-            forks_seconds=6,
+            forks_seconds=10,
             forks_delay=1,
             forks_report_file=str(report),
             forks_settings=[{"forks": 2, "throttle": 0}],
