@@ -174,7 +174,7 @@ def test_timeout_names_each_unfinished_job_and_how_long_it_ran() -> None:
             f"with 1 job(s) still running: {long_job['jid']} (item sleep 30) ran " in waited["msg"]
         )
         assert f"{failing['jid']} (item exit 4): rc=4" in waited["msg"]
-        assert 2.0 <= waited["elapsed"] < 10
+        assert 2.0 <= waited["elapsed"] < 30  # generous: the machine may be loaded
         assert (ASYNC_DIR / long_job["jid"]).exists()  # a running job keeps its file
     finally:
         # Stop the job with async_wait itself: timeout 0 reads once, then kills.
@@ -242,7 +242,7 @@ def test_a_sigkilled_job_is_orphaned_within_two_polls() -> None:
         f"1 of 1 job(s) failed: {jid}: orphaned: the job file says running"
     )
     assert waited["polls"] <= 2
-    assert waited["elapsed"] < 5
+    assert waited["elapsed"] < 20  # far below a timeout; generous for a loaded machine
     assert not (ASYNC_DIR / jid).exists()
 
 
