@@ -49,7 +49,7 @@ demo: install
 	@echo "  source $(VENV)/bin/activate"
 	@echo "  ansible-playbook playbooks/step5.yml"
 
-lint: venv
+lint: install
 	$(STAGE) lint -- scripts/lint
 
 sanity: install

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark: what the time_saved callback adds to a playbook's wall time.
 
 Runs `benchmarks/callback_overhead.yml` (200 tasks on the 3 local hosts of
