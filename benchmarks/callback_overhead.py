@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import statistics
 import subprocess
@@ -36,6 +35,10 @@ VARIANTS = {
     "time_saved": "tplabs.async_tasks.time_saved",
     "time_saved+files": "tplabs.async_tasks.time_saved",
 }
+
+
+sys.path.insert(0, str(REPO))
+from tests.helpers import ansible_env  # noqa: E402  (the one place that builds it)
 
 
 def write_playbook(path: Path, tasks: int) -> None:
@@ -66,16 +69,7 @@ def write_playbook(path: Path, tasks: int) -> None:
 
 
 def env_for(variant: str, scratch: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
-        ANSIBLE_COLLECTIONS_PATH=os.environ.get(
-            "ANSIBLE_COLLECTIONS_PATH", str(REPO / ".collections")
-        ),
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_FORCE_COLOR="0",
-        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
-    )
+    env = ansible_env()
     env.pop("ANSIBLE_CALLBACKS_ENABLED", None)
     if VARIANTS[variant]:
         env["ANSIBLE_CALLBACKS_ENABLED"] = VARIANTS[variant]
