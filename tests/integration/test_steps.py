@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from ansible_collections.tplabs.async_tasks.plugins.plugin_utils._timing import max_running
 from tests.helpers import REPO, ansible_env, playbook, playbook_json, run
 
 pytestmark = pytest.mark.integration
@@ -41,10 +42,6 @@ def floats(path: Path) -> float:
 
 def job_file(jid: str) -> dict:
     return json.loads((ASYNC_DIR / jid).read_text())
-
-
-def max_running(intervals: list[tuple[float, float]]) -> int:
-    return max(sum(1 for s, e in intervals if s <= start < e) for start, _ in intervals)
 
 
 def intervals(directory: Path, pattern: str) -> dict[str, list[tuple[float, float]]]:
