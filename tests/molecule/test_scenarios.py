@@ -26,7 +26,6 @@ import subprocess
 import tempfile
 import threading
 import time
-import warnings
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,7 +51,7 @@ RUNNING_LOCK = threading.Lock()
 
 
 def run_prefix(scenario: str) -> str:
-    """m-<scenario>-<6 hex>: the same shape molecule/shared/tasks/lab_names.yml draws."""
+    """m-<scenario>-<6 hex>: the same shape molecule/shared/create.yml draws."""
     base = re.sub(r"[^a-z0-9]+", "-", scenario.lower())[:20].rstrip("-")
     return f"m-{base}-{secrets.token_hex(3)}"
 
@@ -122,24 +121,7 @@ def delete_leftovers(prefix: str) -> list[str]:
 
 
 def run_scenario(scenario: str) -> ScenarioRun:
-    """One run, and one more if it failed: Incus exec under load flakes now and then
-    ("could not find job" from a mangled async_dir, missing AnsiballZ files). The first
-    attempt's log is kept as <scenario>.attempt1.log and the retry is printed, never hidden."""
-    first = _run_once(scenario)
-    if first.rc == 0 or first.error:
-        return first
-    kept = first.log.with_name(f"{scenario}.attempt1.log")
-    first.log.replace(kept)
-    second = _run_once(scenario)
-    second.error = (
-        f"passed on retry; first attempt rc={first.rc}, log {kept}"
-        if second.rc == 0
-        else f"failed twice; first attempt log {kept}"
-    )
-    return second
-
-
-def _run_once(scenario: str) -> ScenarioRun:
+    """One run of `molecule test`: a scenario that fails is a bug to find, never retried."""
     prefix = run_prefix(scenario)
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     log = LOG_DIR / f"{scenario}.log"
@@ -245,8 +227,6 @@ def test_scenario(scenario: str, scenario_pool: ScenarioPool, record_property) -
     run = scenario_pool.result(scenario)
     record_property("molecule_seconds", round(run.elapsed, 1))
     print(f"molecule test -s {scenario}: rc={run.rc} in {run.elapsed:.1f}s, log {run.log}")
-    if run.rc == 0 and run.error:
-        warnings.warn(f"molecule {scenario}: {run.error}", stacklevel=1)
     assert run.rc == 0, (
         f"molecule test -s {scenario} failed (rc={run.rc}{', ' + run.error if run.error else ''}, "
         f"{run.elapsed:.0f}s); full log: {run.log}\n--- last {TAIL_LINES} lines ---\n{run.tail()}"
