@@ -58,8 +58,11 @@ sanity: install
 unit: install
 	$(STAGE) unit -- pytest -q tests/unit
 
+# Integration test files run side by side (most of their time is jobs sleeping on the
+# hosts); the tests of one file stay together, in order, on one worker.
+INTEGRATION_WORKERS ?= 4
 integration: install
-	$(STAGE) integration -- pytest -q tests/integration
+	$(STAGE) integration -- pytest -q -n $(INTEGRATION_WORKERS) --dist loadfile tests/integration
 
 incus:
 	$(STAGE) incus-setup -- scripts/incus-setup.sh
