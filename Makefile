@@ -15,11 +15,13 @@ STAGE := scripts/stage
 # make demo: lab step 5 with short jobs (the lab's own values are the role defaults).
 DEMO_ARGS ?= -e throttle_seconds=5 -e throttle_delay=1
 
-.PHONY: help venv install demo test lint sanity unit integration molecule molecule-run incus lab lab-down bench clean
+.PHONY: help venv install demo test test-matrix stress lint sanity unit integration molecule molecule-run incus lab lab-down bench clean
 
 help:
 	@echo "make demo      set up .venv + the collection, run the main job on 3 local hosts"
 	@echo "make test      lint, sanity, unit, integration and Molecule on Incus"
+	@echo "make test-matrix  unit + smoke tests on each supported ansible-core"
+	@echo "make stress    load-sensitive Molecule scenarios, 3 rounds under full CPU load"
 	@echo "make lab       create the Incus lab (host1..host3); make lab-down deletes it"
 	@echo "make bench     run the benchmarks (benchmarks/README.md)"
 
@@ -68,6 +70,14 @@ incus:
 	$(STAGE) incus-setup -- scripts/incus-setup.sh
 
 molecule: incus molecule-run
+
+# The load-sensitive Molecule scenarios, three rounds with every core busy (scripts/stress).
+stress: install incus
+	$(STAGE) stress -- scripts/stress
+
+# Unit tests and the integration smoke test on each supported ansible-core (noxfile.py).
+test-matrix: install
+	$(STAGE) test-matrix -- nox -s matrix
 
 # The Incus set-up (packages, daemon, offline image: ~2 min on a fresh machine) runs in the
 # background while lint, sanity, unit and integration tests run; Molecule waits for it.

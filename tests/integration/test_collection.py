@@ -57,7 +57,7 @@ def test_tarball_leaves_out_tooling(tmp_path: Path) -> None:
     with tarfile.open(tarball) as tar:
         names = tar.getnames()
     assert "MANIFEST.json" in names
-    for private in (".venv", ".collections", ".cache", ".git", ".ci"):
+    for private in (".venv", ".nox", ".collections", ".cache", ".git", ".ci", ".config"):
         assert not any(n == private or n.startswith(private + "/") for n in names), private
 
 
