@@ -23,6 +23,7 @@ help:
 	@echo "make test-matrix  unit + smoke tests on each supported ansible-core"
 	@echo "make stress    load-sensitive Molecule scenarios, 3 rounds under full CPU load"
 	@echo "make lab       create the Incus lab (host1..host3); make lab-down deletes it"
+	@echo "               (LAB_TRANSPORT=ssh: also over SSH, inventories/incus-ssh.yml)"
 	@echo "make bench     run the benchmarks (benchmarks/README.md)"
 
 $(VENV)/.installed: requirements.txt
@@ -95,11 +96,14 @@ test: venv
 molecule-run: install
 	$(STAGE) molecule -- pytest -q tests/molecule
 
+# make lab LAB_TRANSPORT=ssh: the same lab, also reachable over SSH (inventories/incus-ssh.yml).
+LAB_TRANSPORT ?= incus
 lab: install incus
-	ansible-playbook playbooks/step0.yml -i inventories/incus.yml
+	ansible-playbook playbooks/step0.yml -i inventories/incus.yml -e lab_transport=$(LAB_TRANSPORT)
+	@echo "Lab ready: ansible-playbook -i inventories/$(if $(filter ssh,$(LAB_TRANSPORT)),incus-ssh,incus).yml playbooks/step5.yml"
 
 lab-down: install
-	ansible-playbook playbooks/lab_down.yml -i inventories/incus.yml
+	ansible-playbook playbooks/lab_down.yml -i inventories/incus.yml -e lab_transport=$(LAB_TRANSPORT)
 
 bench: install
 	python benchmarks/async_wait.py
