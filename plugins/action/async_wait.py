@@ -272,14 +272,7 @@ class ActionModule(ActionBase):
                 continue
             errors.clear()
             unreachable = False
-            for job in reply["jobs"]:
-                jid = job.get("jid")
-                if not isinstance(jid, str):
-                    continue
-                first_start = seen.get(jid, {}).get("started_at")
-                seen[jid] = dict(job)
-                if first_start is not None:
-                    seen[jid]["started_at"] = first_start
+            self._remember(seen, reply)
             self._progress(entries, seen, host, self.clock() - start, polls)
             if args["fail_fast"] and any_failed():
                 break
@@ -308,14 +301,12 @@ class ActionModule(ActionBase):
                 reply = {"failed": True, "msg": str(err)}
             if reply.get("failed") or not isinstance(reply.get("jobs"), list):
                 kill_error = f"could not kill the unfinished jobs: {reply.get('msg', 'no reply')}"
-            for job in reply.get("jobs") or []:
-                if isinstance(job, dict) and job.get("jid") in seen:
-                    started = seen[job["jid"]].get("started_at")
-                    seen[job["jid"]] = dict(job, started_at=job.get("started_at", started))
-                    if job.get("state") == "killed":
-                        killed.append(job["jid"])
+            if isinstance(reply.get("jobs"), list):
+                self._remember(seen, reply)
+            killed = [j for j in still if seen.get(j, {}).get("state") == "killed"]
 
-        jobs = [self._shape(entry, seen) for entry in entries]
+        returned_at = self.clock()
+        jobs = [self._shape(entry, seen, returned_at) for entry in entries]
         counts = {
             "total": len(jobs),
             "finished": sum(1 for j in jobs if j["finished"]),
@@ -405,8 +396,33 @@ class ActionModule(ActionBase):
             host=host,
         )
 
+    def _remember(self, seen: dict, reply: dict) -> None:
+        """Keep the latest view of each job, its first start time, and when the reply came."""
+        received = self.clock()
+        host_now = reply.get("now")
+        for job in reply["jobs"]:
+            jid = job.get("jid") if isinstance(job, dict) else None
+            if not isinstance(jid, str):
+                continue
+            first_start = seen.get(jid, {}).get("started_at")
+            seen[jid] = dict(job, _received=received, _host_now=host_now)
+            if first_start is not None and job.get("started_at") is None:
+                seen[jid]["started_at"] = first_start
+
     @staticmethod
-    def _shape(entry: dict, seen: dict) -> dict:
+    def _ended_ago(remote: dict, returned_at: float) -> float | None:
+        """Seconds from the job's end to this task's return: host clock, then the controller's."""
+        ended_at, host_now = remote.get("ended_at"), remote.get("_host_now")
+        if ended_at is None or host_now is None:
+            return None
+        try:
+            on_host = max(0.0, float(host_now) - float(ended_at))
+        except (TypeError, ValueError):
+            return None
+        return round(on_host + max(0.0, returned_at - remote["_received"]), 3)
+
+    @staticmethod
+    def _shape(entry: dict, seen: dict, returned_at: float) -> dict:
         remote = seen.get(entry.get("jid") or "", {})
         state = entry.get("state") or remote.get("state", "running")
         own = entry.get("result") if "result" in entry else remote.get("result")
@@ -441,6 +457,7 @@ class ActionModule(ActionBase):
             "msg": msg,
             "result": own,
             "elapsed": None if elapsed is None else round(elapsed, 3),
+            "ended_ago": ActionModule._ended_ago(remote, returned_at),
         }
         if "item" in entry:
             job["item"] = entry["item"]

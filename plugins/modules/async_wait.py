@@ -197,6 +197,15 @@ jobs:
     elapsed:
       description: Seconds the job ran (or has run, for a running job), when known.
       type: float
+    ended_ago:
+      description:
+        - Seconds between the job's end and the moment this task returned, when known (null for a
+          job still running, or one whose end time was not read on the host).
+        - Measured on the host's clock from the job's end to the host's reply, then on the
+          controller's monotonic clock from the reply to the task's return, so no clock needs to
+          agree with another.
+      type: float
+      sample: 0.412
     item:
       description: The loop item, when the input was a loop result.
       type: raw

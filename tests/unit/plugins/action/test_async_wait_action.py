@@ -55,6 +55,9 @@ class FakeHost:
         step = self.script.pop(0)
         if isinstance(step, Exception):
             raise step
+        if isinstance(step, tuple):  # (seconds the round trip takes, reply)
+            self.clock.now += step[0]
+            return step[1]
         if isinstance(step, dict):
             return step
         self.clock.now += min(self.poll_seconds, module_args.get("window", 0) or 0)
@@ -333,6 +336,7 @@ def test_waits_with_one_round_trip_per_poll_for_all_jobs(make_action, clock) -> 
             "msg": "finished",
             "result": {"rc": 0, "stdout": f"out {J1}", "stderr": "", "changed": True},
             "elapsed": 3.0,
+            "ended_ago": None,
             "item": "sleep 3",
             "erased": True,
         },
@@ -347,6 +351,7 @@ def test_waits_with_one_round_trip_per_poll_for_all_jobs(make_action, clock) -> 
             "msg": "finished",
             "result": {"rc": 0, "stdout": f"out {J2}", "stderr": "", "changed": True},
             "elapsed": 5.0,
+            "ended_ago": None,
             "item": "sleep 5",
             "erased": True,
         },
@@ -359,6 +364,21 @@ def test_first_start_time_seen_is_kept_for_elapsed(make_action) -> None:
     action, _ = make_action({"jobs": J1}, script)
     result = action.run(task_vars={})
     assert result["jobs"][0]["elapsed"] == 4.5
+
+
+def test_ended_ago_counts_host_time_then_controller_time(make_action) -> None:
+    """Host clock from the job's end to the reply, controller clock from the reply to the return."""
+    first = {"now": 500.0, "jobs": [done(J1, started_at=490.0, ended_at=497.5), running(J2)]}
+    second = {"now": 512.0, "jobs": [done(J2, started_at=490.0, ended_at=511.0)]}
+    action, _ = make_action({"jobs": [J1, J2]}, [(2.0, first), (1.5, second)])
+    result = action.run(task_vars={})
+    # J1: 2.5 s on the host before the first reply, then 1.5 s (the second poll) on the controller.
+    assert [j["ended_ago"] for j in result["jobs"]] == [4.0, 1.0]
+
+
+def test_ended_ago_is_null_when_the_host_clock_is_unknown(make_action) -> None:
+    action, _ = make_action({"jobs": [J1]}, [[done(J1)]])
+    assert action.run(task_vars={})["jobs"][0]["ended_ago"] is None
 
 
 def test_elapsed_falls_back_to_the_modules_delta(make_action) -> None:
