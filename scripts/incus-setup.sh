@@ -35,7 +35,10 @@ backports_source_line() {
   printf 'Types: deb\nURIs: %s\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' "$uri"
 }
 # Bump when the image build changes: an image with an older tplabs_build is rebuilt.
-IMAGE_BUILD=2
+# 3: openssh-server (the lab over SSH), host keys made by each container at its first boot.
+IMAGE_BUILD=3
+# Packages debootstrap adds to minbase.
+IMAGE_PACKAGES=python3,systemd-sysv,dbus,openssh-server
 image_metadata() {
   # $1: architecture, $2: epoch seconds, $3: suite
   printf 'architecture: %s\ncreation_date: %s\nproperties:\n  os: debian\n  release: %s\n  description: tplabs offline Debian %s (debootstrap minbase)\n  tplabs_build: "%s"\n' \
@@ -43,6 +46,24 @@ image_metadata() {
 }
 # Prints what build_image must do for an image whose tplabs_build property is $1 (empty:
 # no such image): "present", "rebuild" (older build) or "build".
+prepare_sshd() {
+  # $1: the image rootfs. No host key in the image (every container would share it): sshd
+  # makes its own ed25519 key on its first start. Root logs in with a key only; sshd listens
+  # on the container's loopback, reached through an Incus proxy device (roles/lab).
+  local root=$1
+  rm -f "$root"/etc/ssh/ssh_host_*
+  mkdir -p "$root/etc/systemd/system/ssh.service.d" "$root/etc/ssh/sshd_config.d"
+  # An empty ExecStartPre= drops Debian's `sshd -t`, which fails with no host key; it runs
+  # again once the key exists.
+  printf '%s\n' '[Service]' 'ExecStartPre=' \
+    "ExecStartPre=/bin/sh -c \"test -s /etc/ssh/ssh_host_ed25519_key || exec /usr/bin/ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/ssh_host_ed25519_key\"" \
+    'ExecStartPre=/usr/sbin/sshd -t' \
+    > "$root/etc/systemd/system/ssh.service.d/tplabs-host-key.conf"
+  printf '%s\n' '# tplabs lab image: key logins on the loopback, one host key made at first boot.' \
+    'ListenAddress 127.0.0.1' 'HostKey /etc/ssh/ssh_host_ed25519_key' 'PasswordAuthentication no' \
+    'KbdInteractiveAuthentication no' 'PermitRootLogin prohibit-password' 'UseDNS no' \
+    > "$root/etc/ssh/sshd_config.d/tplabs.conf"
+}
 image_action() {
   if [ -z "${1+x}" ] || [ "$1" = "<none>" ]; then echo build
   elif [ "$1" = "$IMAGE_BUILD" ]; then echo present
@@ -152,10 +173,11 @@ build_image() {
   local work="$STATE/image-build" arch fingerprint
   rm -rf "$work"; mkdir -p "$work"
   say "building $LAB_IMAGE with debootstrap ($LAB_IMAGE_SUITE, about a minute)"
-  debootstrap --variant=minbase --include=python3,systemd-sysv,dbus "$LAB_IMAGE_SUITE" \
+  debootstrap --variant=minbase --include="$IMAGE_PACKAGES" "$LAB_IMAGE_SUITE" \
     "$work/rootfs" >"$work/debootstrap.log" 2>&1 || die "debootstrap failed; see $work/debootstrap.log"
   # The instance hostname comes from Incus; remove the build host's.
   rm -f "$work/rootfs/etc/hostname"
+  prepare_sshd "$work/rootfs"
   # Every launch unpacks the whole rootfs: drop what a test container never reads
   # (downloaded .debs, apt lists, translations, manuals) to make launches faster.
   rm -rf "$work"/rootfs/var/cache/apt/archives/*.deb "$work"/rootfs/var/cache/apt/*.bin \

@@ -152,3 +152,36 @@ def test_fast_pool_only_with_btrfs_and_loop_devices(
     if loop:
         loop_control.touch()
     assert (call("can_use_btrfs", str(fs), str(loop_control)).returncode == 0) is usable
+
+
+def test_image_packages_include_openssh_server() -> None:
+    proc = subprocess.run(
+        ["bash", "-c", f"source {shlex.quote(str(SCRIPT))} && echo $IMAGE_PACKAGES"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert set(proc.stdout.strip().split(",")) >= {"python3", "systemd-sysv", "openssh-server"}
+    assert int(image_build()) >= 3, "an image without openssh-server must be rebuilt"
+
+
+def test_prepare_sshd_removes_image_host_keys_and_makes_one_at_boot(tmp_path: Path) -> None:
+    ssh = tmp_path / "etc" / "ssh"
+    ssh.mkdir(parents=True)
+    for name in ("ssh_host_rsa_key", "ssh_host_rsa_key.pub", "ssh_host_ed25519_key"):
+        (ssh / name).write_text("built into the image\n")
+    (ssh / "sshd_config").write_text("Include /etc/ssh/sshd_config.d/*.conf\n")
+    proc = call("prepare_sshd", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in ssh.iterdir()) == ["sshd_config", "sshd_config.d"]
+    config = (ssh / "sshd_config.d" / "tplabs.conf").read_text().splitlines()
+    assert "PasswordAuthentication no" in config
+    assert "ListenAddress 127.0.0.1" in config
+    assert "HostKey /etc/ssh/ssh_host_ed25519_key" in config
+    dropin = tmp_path / "etc/systemd/system/ssh.service.d/tplabs-host-key.conf"
+    lines = dropin.read_text().splitlines()
+    # Debian's `sshd -t` is reset, then runs again after the key is made.
+    assert lines[:2] == ["[Service]", "ExecStartPre="]
+    assert "ssh-keygen -q -t ed25519" in lines[2]
+    assert lines[3] == "ExecStartPre=/usr/sbin/sshd -t"
