@@ -211,6 +211,7 @@ class Supervisor:
         self.running: list[Job] = []
         self.notify_fd = notify_fd
         self.held: list[dict] | None = []
+        self.launching = True
         self.stopping = False
         self.selector = selectors.DefaultSelector()
         self._wake_r, self._wake_w = os.pipe()
@@ -236,9 +237,11 @@ class Supervisor:
         record[PROCESS_KEY] = process
         return record
 
-    @staticmethod
-    def _write(job: Job, record: dict) -> None:
-        # If it fails there is nobody to tell: the waiter reports a missing or stale file.
+    def _write(self, job: Job, record: dict) -> None:
+        if self.launching:
+            write_job_file(job.path, record)  # a launch that cannot record its jobs fails
+            return
+        # Later there is nobody to tell: the waiter reports a missing or stale file.
         with contextlib.suppress(OSError):
             write_job_file(job.path, record)
 
@@ -360,10 +363,20 @@ class Supervisor:
     # the launch
 
     def start(self) -> list[dict]:
-        """Start what fits in the slots and write every record; the jobs as the module returns them."""
-        self._fill_slots()
-        for job in self.queue:
-            self._write(job, self._record(job, queued=True))
+        """Start what fits in the slots and write every record; the jobs as the module returns them.
+
+        A record that cannot be written fails the whole launch: nothing is left running
+        that nobody could ever wait for.
+        """
+        try:
+            self._fill_slots()
+            for job in self.queue:
+                self._write(job, self._record(job, queued=True))
+        except BaseException:
+            for job in self.running:
+                _killpg(job.pid)
+            raise
+        self.launching = False
         views = []
         for job in self.jobs:
             if job in self.queue:

@@ -25,12 +25,12 @@ description:
     a core job, and M(tplabs.async_tasks.async_wait) waits for them (kill, cleanup and
     orphan detection included). Pass the registered result to async_wait as it is.
   - Each job's result is what M(ansible.builtin.command) (O(jobs[].cmd), O(jobs[].argv)) or
-    M(ansible.builtin.shell) (O(jobs[].shell)) returns for the same run: C(cmd), C(rc),
-    C(stdout), C(stderr), C(start), C(end), C(delta), C(msg), C(changed), C(failed).
+    M(ansible.builtin.shell) (O(jobs[].shell)) returns for the same run, with C(cmd), C(rc),
+    C(stdout), C(stderr), C(start), C(end), C(delta), C(msg), C(changed) and C(failed).
   - A job that cannot start (command not found, missing O(jobs[].chdir)) ends C(failed) at
     once with the reason, as command would report it; the other jobs run.
   - With O(wait=true), the same task also waits for the jobs (one module transfer, then one
-    long poll on the host): the result is then the one M(tplabs.async_tasks.async_wait)
+    long poll on the host), and the result is then the one M(tplabs.async_tasks.async_wait)
     gives, plus each job's C(name).
   - All input is checked on the controller before anything runs on the host; an error names
     the job and the field, for example C(jobs[2].argv[1]).
@@ -45,7 +45,7 @@ options:
     suboptions:
       cmd:
         description:
-          - A command line, split as M(ansible.builtin.command) splits it (no shell: no
+          - A command line, split as M(ansible.builtin.command) splits it (no shell, so no
             pipes, redirections or variables).
         type: str
       shell:
@@ -66,10 +66,10 @@ options:
         type: str
   async:
     description:
-      - Limit of each job in seconds, as the task keyword C(async). A job still running after
+      - "Limit of each job in seconds, as the task keyword C(async). A job still running after
         this long (counted from its own start, not from the launch) has its process group
-        killed and its result replaced by C({"msg": "Timeout exceeded", "failed": true,
-        "child_pid": PID}), as core's C(async_wrapper) does.
+        killed and its result replaced by C({\"msg\": \"Timeout exceeded\", \"failed\": true,
+        \"child_pid\": PID}), as core's C(async_wrapper) does."
     type: float
     default: 3600
   max_parallel:
