@@ -19,6 +19,12 @@ from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
+from ansible_collections.tplabs.async_tasks.plugins.plugin_utils._wait import JobWaiter
+from ansible_collections.tplabs.async_tasks.plugins.plugin_utils._wait_input import (
+    WaitOptions,
+    from_launch_job,
+)
+
 display = Display()
 
 MODULE = "tplabs.async_tasks.async_launch"
@@ -210,6 +216,7 @@ class ActionModule(ActionBase):
     }
 
     clock = staticmethod(time.monotonic)
+    sleep = staticmethod(time.sleep)
 
     def _check_args(self) -> Launch:
         _, args = self.validate_argument_spec(argument_spec=self.ARGUMENT_SPEC)
@@ -313,4 +320,57 @@ class ActionModule(ActionBase):
     def _wait(
         self, result: dict, reply: dict, launch: Launch, start: float, task_vars: dict
     ) -> dict:
-        raise AnsibleActionFail("wait: true is not available yet")
+        """wait: true, with what the launch already saw on the host, then async_wait's engine."""
+        options = WaitOptions(
+            timeout=launch.timeout,
+            window=launch.window,
+            cleanup=launch.cleanup,
+            fail_on_job_failure=launch.fail_on_job_failure,
+            on_timeout=launch.on_timeout,
+        )
+        entries = [
+            from_launch_job(job, f"jobs[{index}]") for index, job in enumerate(result["jobs"])
+        ]
+        waiter = LaunchWaiter(
+            self,
+            task_vars,
+            options,
+            entries,
+            async_dir=reply.get("async_dir"),
+            clock=self.clock,
+            sleep=self.sleep,
+        )
+        waiter.launched_at = start
+        waiter.polls = 1  # the launch itself waited on the host
+        waiter.remember(
+            {
+                "jobs": reply.get("polled") or [],
+                "now": reply.get("now"),
+                "async_dir": reply.get("async_dir"),
+            }
+        )
+        report = waiter.run()
+        result.update(report)
+        result["changed"] = True  # the jobs ran, whatever the wait says
+        result["elapsed"] = round(self.clock() - start, 3)
+        return result
+
+
+class LaunchWaiter(JobWaiter):
+    """async_wait's engine, its clock started when the launch did (timeout and elapsed included)."""
+
+    launched_at: float | None = None
+
+    def wait_until_done(self) -> None:
+        clock = self.clock
+        launched_at = self.launched_at
+
+        def from_launch() -> float:  # only the engine's first reading: when the wait began
+            self.clock = clock
+            return clock() if launched_at is None else launched_at
+
+        self.clock = from_launch
+        try:
+            super().wait_until_done()
+        finally:
+            self.clock = clock

@@ -328,3 +328,123 @@ def test_no_log_keeps_command_lines_out_of_the_verbose_output(make_action, mocke
     run(make_action, secret)
     lines = " ".join(str(call.args[0]) for call in shown.call_args_list)
     assert "fetch" in lines and "s3cret" not in lines
+
+
+# --- wait: true ----------------------------------------------------------------------------------
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def ended(jid: str, rc: int = 0, started_at: float = 50.0, ended_at: float = 52.0) -> dict:
+    record = {"changed": True, "rc": rc, "stdout": f"out {jid}", "stderr": "", "delta": "0:00:02"}
+    if rc:
+        record.update(failed=True, msg="non-zero return code")
+    return {
+        "jid": jid,
+        "state": "failed" if rc else "finished",
+        "path": f"/root/.ansible_async/{jid}",
+        "result": record,
+        "started_at": started_at,
+        "ended_at": ended_at,
+        "erased": True,
+    }
+
+
+def still(jid: str, state: str = "running") -> dict:
+    return {"jid": jid, "state": state, "path": f"/root/.ansible_async/{jid}", "started_at": 50.0}
+
+
+class WaitingHost(FakeHost):
+    """The launch's own long poll, then async_job_poll round trips, from a script."""
+
+    def __init__(
+        self, clock: FakeClock, polled: list[dict], polls: list[list[dict]], launch_seconds: float
+    ) -> None:
+        super().__init__()
+        self.clock = clock
+        self.polled = polled
+        self.polls = list(polls)
+        self.launch_seconds = launch_seconds
+
+    def __call__(self, module_name=None, module_args=None, task_vars=None, **_: Any) -> dict:
+        if module_name == "tplabs.async_tasks.async_job_poll":
+            self.calls.append(dict(module_args, module="poll"))
+            self.clock.now += min(module_args.get("window") or 0, 1.0)
+            return {"jobs": self.polls.pop(0), "now": 60.0, "async_dir": "/root/.ansible_async"}
+        reply = super().__call__(module_name, module_args, task_vars)
+        self.clock.now += self.launch_seconds
+        reply.update(polled=self.polled, now=55.0)
+        return reply
+
+
+def wait_run(make_action, monkeypatch, args: dict, polled, polls=(), launch_seconds=2.0):
+    clock = FakeClock()
+    action, _ = make_action(args)
+    host = WaitingHost(clock, polled, list(polls), launch_seconds)
+    monkeypatch.setattr(action, "_execute_module", host)
+    monkeypatch.setattr(action, "clock", clock)
+    monkeypatch.setattr(action, "sleep", clock.sleep)
+    return action.run(task_vars={"inventory_hostname": "host1"}), host
+
+
+def test_wait_with_every_job_ended_in_the_launch_window_takes_one_round_trip(
+    make_action, monkeypatch
+) -> None:
+    args = {"jobs": [{"cmd": "true", "name": "a"}, {"cmd": "false", "name": "b"}], "wait": True}
+    result, host = wait_run(make_action, monkeypatch, args, [ended(J1), ended(J2, rc=1)])
+    assert [call.get("module") for call in host.calls] == [None]
+    sent = host.calls[0]
+    assert sent["wait"] is True and sent["window"] == 30.0 and sent["cleanup"] is True
+    assert [(j["jid"], j["name"], j["state"], j["rc"]) for j in result["jobs"]] == [
+        (J1, "a", "finished", 0),
+        (J2, "b", "failed", 1),
+    ]
+    assert result["jobs"][0]["stdout_lines"] == [f"out {J1}"]
+    assert result["jobs"][0]["elapsed"] == 2.0
+    assert result["jobs"][0]["ended_ago"] == 3.0  # host: 55 - 52, and no controller time since
+    assert result["counts"] == {"total": 2, "finished": 2, "failed": 1, "pending": 0, "skipped": 0}
+    assert result["failed"] is True and "(b): rc=1: non-zero return code" in result["msg"]
+    assert result["changed"] is True and result["polls"] == 1 and result["elapsed"] == 2.0
+    assert result["max_parallel"] == 2
+
+
+def test_wait_goes_on_with_the_engine_for_the_jobs_left(make_action, monkeypatch) -> None:
+    args = {
+        "jobs": [{"cmd": "true"}, {"cmd": "sleep 9"}, {"cmd": "sleep 9"}],
+        "wait": True,
+        "max_parallel": 2,
+        "window": 4,
+    }
+    J3 = "j000000000003.77"
+    polled = [ended(J1), still(J2), still(J3, "queued")]
+    polls = [[still(J2), still(J3)], [ended(J2), ended(J3)]]
+    result, host = wait_run(make_action, monkeypatch, args, polled, polls)
+    poll_calls = [call for call in host.calls if call.get("module") == "poll"]
+    assert [call["jids"] for call in poll_calls] == [[J2, J3], [J2, J3]]
+    assert all(call["async_dir"] == "/root/.ansible_async" for call in poll_calls)
+    assert [job["state"] for job in result["jobs"]] == ["finished"] * 3
+    assert result["failed"] is False and result["polls"] == 3
+    assert [job["name"] for job in result["jobs"]] == ["job0", "job1", "job2"]
+
+
+def test_the_wait_timeout_counts_from_the_launch(make_action, monkeypatch) -> None:
+    args = {"jobs": [{"cmd": "sleep 99"}], "wait": True, "timeout": 3, "window": 2}
+    # The launch took 2.5 s of the 3 s: the engine has 0.5 s left, then times out.
+    result, host = wait_run(
+        make_action, monkeypatch, args, [still(J1)], [[still(J1)]], launch_seconds=2.5
+    )
+    (poll,) = [call for call in host.calls if call.get("module") == "poll"]
+    assert poll["window"] == 0.5
+    assert result["failed"] is True and result["msg"].startswith(
+        "timed out after 3.0s (timeout 3s)"
+    )
+    assert result["jobs"][0]["state"] == "running" and result["elapsed"] == 3.0
