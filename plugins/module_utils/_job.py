@@ -40,8 +40,10 @@ from typing import Any
 
 # Core draws j<random below 10**12>.<pid of the wrapper>; pids stay below 2**22 on Linux.
 # Both parts are bounded so that a job id always makes a valid file name.
-JID_PATTERN = r"j[0-9]{1,18}\.[0-9]{1,10}"
+JID_PREFIX_PATTERN = r"j[0-9]{1,18}"
+JID_PATTERN = JID_PREFIX_PATTERN + r"\.[0-9]{1,10}"
 JID_RE = re.compile(JID_PATTERN)
+JID_PREFIX_RE = re.compile(JID_PREFIX_PATTERN)
 JID_FORMAT = "j<digits>.<digits>"
 
 DEFAULT_ASYNC_DIR = "~/.ansible_async"
@@ -56,6 +58,11 @@ TIMEOUT_MSG = "Timeout exceeded"
 def is_jid(value: Any) -> bool:
     """True for a string in core's job id format."""
     return isinstance(value, str) and JID_RE.fullmatch(value) is not None
+
+
+def is_jid_prefix(value: Any) -> bool:
+    """True for the random part of a job id, as core passes it to async_wrapper."""
+    return isinstance(value, str) and JID_PREFIX_RE.fullmatch(value) is not None
 
 
 def jid_prefix(jid: str) -> str:
@@ -171,7 +178,12 @@ class JobFile:
     reason: str = ""
     mtime: float | None = None
     uid: int | None = None
+    gid: int | None = None
+    mode: int | None = None  # permission bits
     size: int | None = None
+    # (device, inode, size, mtime in ns) of what was read: the same key means the same content.
+    key: tuple | None = None
+    too_big: bool = False  # over the size cap: not read at all
 
     @property
     def state(self) -> str:
@@ -197,11 +209,15 @@ def job_path(async_dir: str, jid: str) -> str:
     return os.path.join(async_dir, jid)
 
 
-def read_job_file(path: str, max_bytes: int = DEFAULT_MAX_BYTES) -> JobFile:
+def read_job_file(
+    path: str, max_bytes: int = DEFAULT_MAX_BYTES, previous: JobFile | None = None
+) -> JobFile:
     """Read a job file without following symlinks, blocking on FIFOs or raising.
 
     Every problem with this one file is reported in the result (kind ``corrupt`` and the
     reason), never raised: one bad file must not break the wait for the other jobs.
+    With ``previous`` (an earlier read of the same path), a file whose device, inode, size
+    and mtime are unchanged is not read again: ``previous`` is returned as it is.
     """
     try:
         fd = os.open(path, _OPEN_READ)
@@ -215,12 +231,25 @@ def read_job_file(path: str, max_bytes: int = DEFAULT_MAX_BYTES) -> JobFile:
         return JobFile(path, "corrupt", reason=f"cannot open it: {err.strerror or err}")
     try:
         info = os.fstat(fd)
-        found = JobFile(path, "corrupt", mtime=info.st_mtime, uid=info.st_uid, size=info.st_size)
+        key = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+        if previous is not None and previous.key == key and previous.path == path:
+            return previous
+        found = JobFile(
+            path,
+            "corrupt",
+            mtime=info.st_mtime,
+            uid=info.st_uid,
+            gid=info.st_gid,
+            mode=stat.S_IMODE(info.st_mode),
+            size=info.st_size,
+            key=key,
+        )
         if not stat.S_ISREG(info.st_mode):
             found.reason = "not a regular file"
             return found
         if info.st_size > max_bytes:
             found.reason = f"{info.st_size} bytes, over the {max_bytes}-byte limit"
+            found.too_big = True
             return found
         chunks = []
         left = max_bytes + 1
@@ -266,11 +295,14 @@ def _parse(found: JobFile, raw: bytes, max_bytes: int) -> JobFile:
     return found
 
 
-def write_job_file(path: str, record: dict) -> None:
+def write_job_file(
+    path: str, record: dict, mode: int = 0o600, owner: tuple[int, int] | None = None
+) -> None:
     """Replace a job file atomically: a new file (O_EXCL, never a link) renamed over it.
 
     The temporary name is unique to this writer, so a planted ``<jid>.tmp`` (a symlink to
-    somewhere else) is neither followed nor overwritten.
+    somewhere else) is neither followed nor overwritten. ``mode`` and ``owner`` (uid, gid)
+    let a writer keep those of the file it replaces (a root waiter rewriting a user's job).
     """
     directory, name = os.path.split(path)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
@@ -278,7 +310,7 @@ def write_job_file(path: str, record: dict) -> None:
     for attempt in range(100):
         tmp = os.path.join(directory, f".{name}.{os.getpid()}.{attempt}.tmp")
         try:
-            fd = os.open(tmp, flags, 0o600)
+            fd = os.open(tmp, flags, mode & 0o777)
         except FileExistsError:
             continue
         break
@@ -286,9 +318,73 @@ def write_job_file(path: str, record: dict) -> None:
         raise OSError(errno.EEXIST, f"no free temporary name for {path}")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            os.fchmod(handle.fileno(), mode & 0o777)  # whatever the umask
+            if owner is not None and owner != (os.geteuid(), os.getegid()):
+                os.fchown(handle.fileno(), *owner)
             json.dump(record, handle)
         os.rename(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+# -- what a job record may weigh in a reply ------------------------------------------------
+
+DEFAULT_RESULT_MAX_BYTES = 1024 * 1024
+MAX_DEPTH = 64  # deeper records are not sent back whole (JSON encoders recurse)
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of a parsed JSON value, without recursion."""
+    deepest, todo = 0, [(value, 1)]
+    while todo:
+        item, level = todo.pop()
+        deepest = max(deepest, level)
+        if level > MAX_DEPTH:
+            return level
+        if isinstance(item, dict):
+            todo.extend((v, level + 1) for v in item.values())
+        elif isinstance(item, list):
+            todo.extend((v, level + 1) for v in item)
+    return deepest
+
+
+def _cut(value: Any, width: int) -> Any:
+    if isinstance(value, str) and len(value) > width:
+        return f"{value[:width]}... [{len(value) - width} more characters cut]"
+    if isinstance(value, list):
+        keep = max(8, width // 16)
+        head = [_cut(v, width) for v in value[:keep]]
+        if len(value) > keep:
+            head.append(f"... [{len(value) - keep} more items cut]")
+        return head
+    if isinstance(value, dict):
+        return {k: _cut(v, width) for k, v in value.items()}
+    return value
+
+
+def shrink_record(record: dict, max_bytes: int = DEFAULT_RESULT_MAX_BYTES) -> tuple[dict, bool]:
+    """A job record small enough to send back: (record, truncated).
+
+    Long strings and lists are cut (with a note saying how much) until the JSON fits in
+    ``max_bytes``; failing that, or for a record nested too deep, only its top-level
+    scalars are kept. The file on the host keeps the whole record.
+    """
+    if _depth(record) <= MAX_DEPTH:
+        if len(json.dumps(record)) <= max_bytes:
+            return record, False
+        width = max(64, max_bytes // 4)
+        while width >= 64:
+            cut = _cut(record, width)
+            if len(json.dumps(cut)) <= max_bytes:
+                return cut, True
+            width //= 2
+    scalars = {
+        k: _cut(v, 256)
+        for k, v in record.items()
+        if v is None or isinstance(v, (bool, int, float, str))
+    }
+    while scalars and len(json.dumps(scalars)) > max_bytes:
+        scalars.popitem()
+    return scalars, True

@@ -189,3 +189,72 @@ def test_write_is_atomic_and_ignores_planted_tmp(tmp_path):
     assert outside.read_text() == "precious"
     assert sorted(p.name for p in jobs.iterdir()) == ["j1.2", "j1.2.tmp"]
     assert oct(path.stat().st_mode & 0o777) == "0o600"
+
+
+def test_is_jid_prefix():
+    assert _job.is_jid_prefix("j123")
+    assert not _job.is_jid_prefix("j123.4")
+    assert not _job.is_jid_prefix("j" + "1" * 19)
+    assert not _job.is_jid_prefix(None)
+
+
+def test_read_reuses_an_unchanged_file(tmp_path, monkeypatch):
+    path = tmp_path / "j1.2"
+    path.write_text(json.dumps({"started": True, "finished": False}))
+    first = _job.read_job_file(str(path))
+    reads = []
+    real_read = os.read
+    monkeypatch.setattr(_job.os, "read", lambda fd, n: reads.append(n) or real_read(fd, n))
+    assert _job.read_job_file(str(path), previous=first) is first
+    assert reads == []  # only fstat: the content is not read again
+    tmp = tmp_path / "new"
+    tmp.write_text(json.dumps({"rc": 0}))
+    os.rename(tmp, path)  # what the wrapper does at the end: a new inode
+    again = _job.read_job_file(str(path), previous=first)
+    assert again is not first and again.state == "finished"
+
+
+def test_a_file_over_the_cap_is_not_read(tmp_path, monkeypatch):
+    path = tmp_path / "j1.2"
+    path.write_text(json.dumps({"started": True, "finished": False, "pad": "x" * 5000}))
+    monkeypatch.setattr(_job.os, "read", lambda fd, n: pytest.fail("read a file over the cap"))
+    found = _job.read_job_file(str(path), max_bytes=1000)
+    assert (found.kind, found.too_big, found.size) == ("corrupt", True, path.stat().st_size)
+
+
+def test_write_keeps_mode_and_owner(tmp_path):
+    path = tmp_path / "j1.2"
+    path.write_text("{}")
+    _job.write_job_file(str(path), {"rc": 0}, mode=0o644, owner=(os.geteuid(), os.getegid()))
+    assert oct(path.stat().st_mode & 0o777) == "0o644"
+    if os.geteuid() == 0:
+        _job.write_job_file(str(path), {"rc": 0}, mode=0o640, owner=(65534, 65534))
+        assert (path.stat().st_uid, path.stat().st_gid) == (65534, 65534)
+
+
+@pytest.mark.parametrize(
+    ("record", "truncated"),
+    [
+        ({"rc": 0, "stdout": "short"}, False),
+        ({"rc": 0, "stdout": "x" * 100_000, "stdout_lines": ["y"] * 50_000}, True),
+    ],
+    ids=["small", "big"],
+)
+def test_shrink_record(record, truncated):
+    small, cut = _job.shrink_record(record, max_bytes=4096)
+    assert cut is truncated
+    assert len(json.dumps(small)) <= 4096
+    assert small["rc"] == 0
+    if truncated:
+        assert "more characters cut" in small["stdout"]
+        assert small["stdout_lines"][-1].endswith("more items cut]")
+
+
+def test_shrink_record_too_deep_keeps_scalars():
+    deep: dict = {"rc": 3, "msg": "m"}
+    node = deep
+    for _ in range(500):
+        node["nested"] = {}
+        node = node["nested"]
+    small, cut = _job.shrink_record(deep)
+    assert (small, cut) == ({"rc": 3, "msg": "m"}, True)
