@@ -27,6 +27,7 @@ module's payload as soon as the module returns.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import datetime
 import errno
 import json
@@ -36,13 +37,13 @@ import select
 import selectors
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from ansible_collections.tplabs.async_tasks.plugins.module_utils._job import (
     FAILED,
+    KILLED,
     PROCESS_KEY,
     QUEUED,
     QUEUED_KEY,
@@ -177,17 +178,41 @@ class Job:
     start: datetime.datetime | None = None
     started_at: float | None = None
     timed_out: bool = False
+    record_at: float | None = None  # killed from outside: when to record its end ourselves
+    result: dict | None = None
 
     @property
     def pid(self) -> int | None:
         return None if self.proc is None else self.proc.pid
 
 
-# A job runs in a process group of its own (killed whole at its limit), like core's module.
-if sys.version_info >= (3, 11):
-    _OWN_GROUP: dict = {"process_group": 0}
-else:  # the supervisor is single-threaded: preexec_fn is safe there
-    _OWN_GROUP = {"preexec_fn": os.setpgrp}
+PR_SET_PDEATHSIG = 1
+try:  # Linux: a job's process dies with its supervisor (nobody else could record its end)
+    _LIBC = ctypes.CDLL(None, use_errno=True)
+    _PRCTL = _LIBC.prctl
+except (AttributeError, OSError):
+    _PRCTL = None
+
+
+def _job_child(parent: int) -> Callable[[], None]:
+    """What the job's process does before exec: a process group of its own (killed whole at
+    its limit, as core's module child), and death with the supervisor where Linux allows."""
+
+    def setup() -> None:
+        os.setpgid(0, 0)
+        if _PRCTL is not None:
+            _PRCTL(PR_SET_PDEATHSIG, signal.SIGKILL)
+            if os.getppid() != parent:  # the supervisor died before prctl took effect
+                os._exit(1)
+
+    return setup
+
+
+# A job killed by one of these, not by its own limit, was most likely killed by async_wait
+# (on_timeout: kill), which writes the job's `killed` record once it sees the processes
+# gone: the supervisor leaves it that long before it records the end itself.
+OUTSIDE_KILLS = frozenset({signal.SIGTERM, signal.SIGKILL, signal.SIGINT, signal.SIGHUP})
+OUTSIDE_KILL_GRACE = 10.0
 
 
 class Supervisor:
@@ -209,6 +234,7 @@ class Supervisor:
         self.slots = max_parallel if max_parallel > 0 else max(1, len(specs))
         self.queue: list[Job] = list(self.jobs)
         self.running: list[Job] = []
+        self.dying: list[Job] = []
         self.notify_fd = notify_fd
         self.held: list[dict] | None = []
         self.launching = True
@@ -287,7 +313,7 @@ class Supervisor:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 close_fds=True,
-                **_OWN_GROUP,
+                preexec_fn=_job_child(os.getpid()),  # single-threaded here: safe
             )
         except OSError as error:
             self._finish(job, start_failure(job.spec, error, chdir_failed=False))
@@ -334,12 +360,29 @@ class Supervisor:
                 self._close_fd(fd, job)
             self.running.remove(job)
             if job.timed_out:
-                record = {"msg": TIMEOUT_MSG, "failed": True, "child_pid": job.pid}
+                self._finish(job, {"msg": TIMEOUT_MSG, "failed": True, "child_pid": job.pid})
+                continue
+            rc = job.proc.returncode
+            job.result = command_result(
+                job.spec, rc, bytes(job.out), bytes(job.err), job.start, _now()
+            )
+            if rc < 0 and -rc in OUTSIDE_KILLS:
+                job.record_at = time.monotonic() + OUTSIDE_KILL_GRACE
+                self.dying.append(job)
             else:
-                record = command_result(
-                    job.spec, job.proc.returncode, bytes(job.out), bytes(job.err), job.start, _now()
-                )
-            self._finish(job, record)
+                self._finish(job, job.result)
+
+    def _settle_dying(self, now: float) -> None:
+        """Record the end of jobs killed from outside, unless their killer already did."""
+        for job in list(self.dying):
+            if now < job.record_at:
+                continue
+            self.dying.remove(job)
+            found = read_job_file(job.path)
+            if found.kind == "record" and found.state == KILLED:
+                self.notify({"end": job.jid, "started_at": job.started_at, "ended_at": time.time()})
+            else:
+                self._finish(job, job.result)
 
     def _enforce_limits(self) -> None:
         now = time.monotonic()
@@ -353,9 +396,10 @@ class Supervisor:
         self.notify({"end": job.jid, "started_at": job.started_at, "ended_at": time.time()})
 
     def _select_timeout(self) -> float:
-        deadlines = [job.deadline for job in self.running if not job.timed_out]
-        if len(deadlines) < len(self.running):
+        if any(job.timed_out for job in self.running):
             return 0.05  # a killed job: reap it soon even if no SIGCHLD wakes us
+        deadlines = [job.deadline for job in self.running]
+        deadlines += [job.record_at for job in self.dying]
         if not deadlines:
             return 1.0
         return max(0.0, min(1.0, min(deadlines) - time.monotonic()))
@@ -399,7 +443,7 @@ class Supervisor:
 
     def run(self) -> None:
         """Until every job ended; on SIGTERM, kill every running job and leave."""
-        while self.queue or self.running:
+        while self.queue or self.running or self.dying:
             if self.stopping:
                 for job in self.running:
                     _killpg(job.pid)
@@ -412,6 +456,7 @@ class Supervisor:
                     self._read(key.fd, key.data)
             self._enforce_limits()
             self._reap()
+            self._settle_dying(time.monotonic())
         self.close_notify()
 
 

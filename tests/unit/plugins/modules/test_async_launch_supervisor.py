@@ -19,6 +19,7 @@ import pytest
 
 from ansible_collections.tplabs.async_tasks.plugins.module_utils import _launch
 from ansible_collections.tplabs.async_tasks.plugins.module_utils._job import (
+    KILLED_MARK,
     PROCESS_KEY,
     QUEUED_KEY,
     TIMEOUT_MSG,
@@ -27,6 +28,7 @@ from ansible_collections.tplabs.async_tasks.plugins.module_utils._job import (
     parse_delta,
     read_job_file,
     record_state,
+    write_job_file,
 )
 from ansible_collections.tplabs.async_tasks.plugins.modules.async_launch import specs_of
 from ansible_collections.tplabs.async_tasks.plugins.plugin_utils._timing import max_running
@@ -227,6 +229,37 @@ def test_sigterm_stops_the_supervisor_and_its_running_jobs(async_dir: Path) -> N
         "queued",
     ]
     reader.close()
+
+
+def test_jobs_die_with_a_killed_supervisor_and_their_records_stay_running(async_dir: Path) -> None:
+    reader, first = start(
+        async_dir, [{"argv": ["sleep", "300"]}, {"argv": ["sleep", "300"]}], slots=1
+    )
+    supervisor = first["supervisor"]["pid"]
+    running = read_job_file(str(async_dir / first["jobs"][0]["jid"])).record
+    job = running[PROCESS_KEY]["job"]["pid"]
+    os.kill(supervisor, signal.SIGKILL)
+    assert wait_until(lambda: gone(job) or _zombie(job)), "the job outlived its supervisor"
+    states = [record_state(read_job_file(str(async_dir / j["jid"])).record) for j in first["jobs"]]
+    assert states == ["running", "queued"]  # for the waiter to call orphaned
+    reader.close()
+
+
+def test_a_job_killed_from_outside_is_recorded_after_a_grace(async_dir: Path, monkeypatch) -> None:
+    monkeypatch.setattr(_launch, "OUTSIDE_KILL_GRACE", 1.0)
+    reader, first = start(async_dir, [{"argv": ["sleep", "300"]}, {"argv": ["sleep", "300"]}])
+    paths = [async_dir / job["jid"] for job in first["jobs"]]
+    groups = [read_job_file(str(path)).record[PROCESS_KEY]["job"]["pgid"] for path in paths]
+    # The first is killed by someone who records nothing; the second as async_wait does it:
+    # its processes gone, then its `killed` record.
+    os.killpg(groups[0], signal.SIGTERM)
+    os.killpg(groups[1], signal.SIGTERM)
+    assert wait_until(lambda: gone(groups[1]))
+    killed = {"started": True, "finished": True, "failed": True, KILLED_MARK: True}
+    write_job_file(str(paths[1]), killed)
+    records = finish(async_dir, reader, first)
+    assert records[0]["rc"] == -signal.SIGTERM and records[0]["failed"] is True
+    assert records[1] == killed
 
 
 # --- detaching ----------------------------------------------------------------------------
