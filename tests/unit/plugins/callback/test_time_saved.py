@@ -1,144 +1,128 @@
-"""time_saved callback: exact figures for constructed timelines on a patched clock.
+"""time_saved: exact figures for constructed timelines, on the Recorder with a fake clock.
 
-Results are real `_RawTaskResult` objects turned into what callbacks receive by core's own
-`as_callback_task_result()` (so no_log censoring is core's), for real `Host` and `Task`.
+The Recorder is the callback's logic class: it takes plain values (host names, TaskInfo,
+result dicts shaped as callbacks receive them), so these tests run on every ansible-core
+the collection supports, without core-private classes. ``test_time_saved_callback.py``
+checks the thin CallbackModule that feeds it from ansible's objects.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import warnings
-import xml.etree.ElementTree as ET
-from html.parser import HTMLParser
+from datetime import datetime
 from pathlib import Path
 from typing import Any
-from unittest.mock import MagicMock
 
 import jsonschema
 import pytest
-from ansible.executor.stats import AggregateStats
-from ansible.executor.task_result import _RawTaskResult
-from ansible.inventory.host import Host
-from ansible.playbook.task import Task
-from ansible.utils.display import Display
 
-from ansible_collections.tplabs.async_tasks.plugins.callback import time_saved
+from ansible_collections.tplabs.async_tasks.plugins.module_utils import _job
+from ansible_collections.tplabs.async_tasks.plugins.plugin_utils._time_saved_model import (
+    REPORT_STATES,
+    TaskInfo,
+)
+from ansible_collections.tplabs.async_tasks.plugins.plugin_utils._time_saved_recorder import (
+    Recorder,
+)
+from ansible_collections.tplabs.async_tasks.plugins.plugin_utils._time_saved_report import (
+    build_report,
+)
+from ansible_collections.tplabs.async_tasks.plugins.plugin_utils._time_saved_text import recap
 
 SCHEMA = json.loads(
     (Path(__file__).resolve().parents[4] / "docs/schemas/time_saved.schema.json").read_text()
 )
-HOSTS = [Host(name) for name in ("host1", "host2", "host3")]
-H1, H2, H3 = HOSTS
+EPOCH = 1_800_000_000.0  # the wall clock at the playbook start (clock value 0)
+H1, H2, H3 = "host1", "host2", "host3"
+HOSTS = (H1, H2, H3)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.value = 0.0
-
-    def __call__(self) -> float:
-        return self.value
+def stamp(seconds: float) -> str:
+    """A module's start/end string (host local time) for a time on the fake clock."""
+    return datetime.fromtimestamp(EPOCH + seconds).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def task(name: str, action: str = "ansible.builtin.command", **keywords: Any) -> Task:
-    data: dict[str, Any] = {"name": name, "action": action, "args": {}}
-    for key in ("async", "poll", "no_log", "throttle", "loop"):
-        if key in keywords:
-            data[key] = keywords.pop(key)
-    assert not keywords, keywords
-    return Task.load(data)
+def task(name: str, action: str = "ansible.builtin.command", **keys: Any) -> TaskInfo:
+    return TaskInfo(uuid=f"uuid-{name}", name=name, action=action, **keys)
+
+
+def launch_task(name: str = "Launch", **keys: Any) -> TaskInfo:
+    keys.setdefault("async_val", 60)
+    return task(name, **keys)
+
+
+def waiter(name: str = "Wait", **keys: Any) -> TaskInfo:
+    return task(name, "ansible.builtin.async_status", **keys)
+
+
+def async_waiter(name: str = "Wait all", **keys: Any) -> TaskInfo:
+    return task(name, "tplabs.async_tasks.async_wait", **keys)
 
 
 class Run:
-    """Drives a CallbackModule the way the strategy does, at chosen clock values."""
+    """Drives a Recorder the way the callback does, at chosen clock values."""
 
-    def __init__(self, clock: Clock, top: int = 5) -> None:
-        self.clock = clock
-        self.display = MagicMock(Display)
-        self.display.verbosity = 0
-        self.display.columns = 100
-        self.cb = time_saved.CallbackModule(display=self.display)
-        self.cb._top = top
-        playbook = MagicMock()
-        playbook._file_name = "/x/site.yml"
-        self.at(0.0)
-        self.cb.v2_playbook_on_start(playbook)
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.rec = Recorder(clock=lambda: self.now, wall_clock=lambda: EPOCH + self.now)
+        self.rec.playbook_start("site.yml")
 
-    def at(self, value: float) -> Run:
-        self.clock.value = value
-        return self
+    def at(self, value: float) -> Recorder:
+        self.now = value
+        return self.rec
 
-    def play(self, at: float, name: str = "Play") -> None:
-        play = MagicMock()
-        play.get_name.return_value = name
-        self.at(at).cb.v2_playbook_on_play_start(play)
+    def play(self, at: float, name: str = "Play", key: str | None = None) -> None:
+        self.at(at).play_start(key or name, name)
 
-    def start(self, at: float, tsk: Task, host: Host) -> None:
-        self.at(at).cb.v2_runner_on_start(host, tsk)
+    def start(self, at: float, info: TaskInfo, host: str) -> None:
+        self.at(at).task_start(host, info, [("all", 0), ("lab", 1)])
 
-    def result(self, tsk: Task, host: Host, data: dict[str, Any]):
-        raw = _RawTaskResult(host=host, task=tsk, return_data=data, task_fields=tsk.dump_attrs())
-        return raw.as_callback_task_result()
+    def ok(self, at: float, info: TaskInfo, host: str, **data: Any) -> None:
+        self.at(at).task_end(host, info, "changed" if data.get("changed") else "ok", data)
 
-    def ok(self, at: float, tsk: Task, host: Host, **data: Any) -> None:
-        self.at(at).cb.v2_runner_on_ok(self.result(tsk, host, data))
+    def failed(self, at: float, info: TaskInfo, host: str, ignore: bool = False, **data: Any):
+        self.at(at).task_end(host, info, "failed", data, ignore_errors=ignore)
 
-    def failed(self, at: float, tsk: Task, host: Host, **data: Any) -> None:
-        data.setdefault("failed", True)
-        self.at(at).cb.v2_runner_on_failed(self.result(tsk, host, data))
+    def skipped(self, at: float, info: TaskInfo, host: str) -> None:
+        self.at(at).task_end(host, info, "skipped", {"skipped": True})
 
-    def skipped(self, at: float, tsk: Task, host: Host) -> None:
-        self.at(at).cb.v2_runner_on_skipped(self.result(tsk, host, {"skipped": True}))
+    def unreachable(self, at: float, info: TaskInfo, host: str) -> None:
+        self.at(at).task_end(host, info, "unreachable", {"unreachable": True})
 
-    def unreachable(self, at: float, tsk: Task, host: Host) -> None:
-        self.at(at).cb.v2_runner_on_unreachable(self.result(tsk, host, {"unreachable": True}))
+    def item(self, at: float, info: TaskInfo, host: str) -> None:
+        self.at(at).item_end(host, info.uuid)
 
-    def item(self, at: float, tsk: Task, host: Host, **data: Any) -> None:
-        self.at(at).cb.v2_runner_item_on_ok(self.result(tsk, host, data))
-
-    def async_ok(self, at: float, tsk: Task, host: Host, **data: Any) -> None:
-        self.at(at).cb.v2_runner_on_async_ok(self.result(tsk, host, data))
-
-    def async_poll(self, at: float, tsk: Task, host: Host, **data: Any) -> None:
-        self.at(at).cb.v2_runner_on_async_poll(self.result(tsk, host, data))
-
-    def stats(self, at: float) -> dict[str, Any]:
-        self.at(at).cb.v2_playbook_on_stats(AggregateStats())
-        return self.cb.build_report()
-
-    def lines(self) -> list[str]:
-        return [str(c.args[0]) for c in self.display.display.call_args_list]
+    def report(self, at: float, **stats: Any) -> dict[str, Any]:
+        self.at(at).close(stats.get("failures"), stats.get("rescued"))
+        report = build_report(self.rec)
+        jsonschema.validate(report, SCHEMA)
+        return report
 
 
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    fake = Clock()
-    monkeypatch.setattr(time_saved, "now", fake)
-    return fake
+def launched(jid: str, **extra: Any) -> dict[str, Any]:
+    return {"ansible_job_id": jid, "started": True, "finished": False, "changed": True, **extra}
 
 
-def launched(jid: str) -> dict[str, Any]:
-    return {"ansible_job_id": jid, "started": True, "finished": False, "changed": True}
-
-
-def status(jid: str, finished: bool, delta: str = "0:00:05.000000", **extra: Any):
+def status(jid: str, finished: bool = True, ran: tuple[float, float] | None = None, **extra: Any):
+    """An async_status result; ``ran`` gives the command's own start and end."""
     data = {"ansible_job_id": jid, "started": True, "finished": finished, "changed": finished}
-    if finished:
-        data.update(start="2026-11-27 10:00:00.000000", end="2026-11-27 10:00:05.000000")
-        data.update(delta=delta, rc=0, stdout="done")
+    if ran is not None:
+        start, end = ran
+        data.update(start=stamp(start), end=stamp(end), delta=f"0:00:{end - start:09.6f}")
+        data.update(rc=0, stdout="done")
     data.update(extra)
     return data
 
 
 def only(report: dict[str, Any]) -> dict[str, Any]:
     assert len(report["plays"]) == 1
-    jsonschema.validate(report, SCHEMA)
     return report["plays"][0]
 
 
-def test_sync_forks_1_is_its_own_baseline(clock: Clock) -> None:
-    """forks=1: hosts one after another; a hand-off of 0.05 s is not concurrency."""
-    run = Run(clock)
+def test_sync_forks_1_is_its_own_baseline() -> None:
+    """forks=1: hosts one after another; a 0.05 s hand-off is not concurrency (point 9)."""
+    run = Run()
     run.play(0.0)
     sleep = task("Sleep")
     run.start(1.0, sleep, H1)
@@ -147,14 +131,14 @@ def test_sync_forks_1_is_its_own_baseline(clock: Clock) -> None:
     run.start(11.0, sleep, H3)
     run.ok(11.05, sleep, H2, changed=True)
     run.ok(16.0, sleep, H3, changed=True)
-    play = only(run.stats(16.5))
+    play = only(run.report(16.5))
     assert play["wall"] == pytest.approx(15.5)
     assert play["baseline"] == pytest.approx(15.1)
-    assert play["saved"] == pytest.approx(-0.4)
     [tsk] = play["tasks"]
     assert tsk["max_concurrent_hosts"] == 1
-    assert tsk["max_concurrent_jobs"] is None
-    assert tsk["async"] is False
+    # one definition of overlap: at most 1 at once means nothing saved, and not listed
+    assert tsk["saved"] == 0.0
+    assert tsk["span"] == pytest.approx(15.1)
     assert tsk["hosts"]["host2"] == {
         "status": "changed",
         "start": 6.0,
@@ -164,117 +148,122 @@ def test_sync_forks_1_is_its_own_baseline(clock: Clock) -> None:
         "runs": 1,
     }
     assert play["hosts"]["host1"]["changed"] == 1
+    lines = [line.text for line in recap(run.report(16.5))]
+    assert "no task saved time: nothing ran in parallel long enough to show" in lines
 
 
-def test_async_launch_and_async_status_wait(clock: Clock) -> None:
-    """Baseline = launch + job's own run per host; the wait adds nothing while jobs run."""
-    run = Run(clock)
+@pytest.mark.parametrize("gap", [0.0, 0.05, 0.149])
+def test_sub_second_hand_offs_never_save_time(gap: float) -> None:
+    """Point 9: sub-second tasks handed off within the tolerance: 1 at once, saved 0."""
+    run = Run()
     run.play(0.0)
-    launch = task("Launch", **{"async": 60, "poll": 0})
-    wait = task("Wait", "ansible.builtin.async_status")
+    quick = task("Quick")
+    for index, host in enumerate(HOSTS):
+        begin = index * 0.3
+        run.start(begin, quick, host)
+        run.ok(begin + 0.3 + gap, quick, host)
+    [tsk] = only(run.report(1.5))["tasks"]
+    assert (tsk["max_concurrent_hosts"], tsk["saved"]) == (1, 0.0)
+
+
+def test_async_launch_and_async_status_wait() -> None:
+    """Baseline = each job's own run; the wait adds nothing while its jobs are alive."""
+    run = Run()
+    run.play(0.0)
+    launch, wait = launch_task(), waiter()
     for index, host in enumerate(HOSTS):
         run.start(index * 0.1, launch, host)
     for index, host in enumerate(HOSTS):
-        run.ok(0.5 + index * 0.1, launch, host, **launched(f"j{index}"))
+        run.ok(0.5 + index * 0.1, launch, host, **launched(f"j{index}.1"))
     for index, host in enumerate(HOSTS):
         run.start(1.0 + index * 0.01, wait, host)
-    run.ok(6.0, wait, H1, **status("j0", True))
-    run.ok(6.5, wait, H2, **status("j1", True))
-    run.ok(7.0, wait, H3, **status("j2", True, delta="0:00:07.000000"))
-    report = run.stats(7.5)
+    run.ok(6.0, wait, H1, **status("j0.1", ran=(0.4, 5.4)))
+    run.ok(6.5, wait, H2, **status("j1.1", ran=(0.5, 5.5)))
+    run.ok(7.0, wait, H3, **status("j2.1", ran=(0.6, 6.6)))
+    report = run.report(7.5)
     play = only(report)
-    # jobs: the module's own run 5 s (not the 0.5 s launch), host3's capped by what was seen
-    assert [job["baseline"] for job in play["jobs"]] == [5.0, 5.0, 6.8]
-    assert [job["own_duration"] for job in play["jobs"]] == [5.0, 5.0, 7.0]
-    assert [job["state"] for job in play["jobs"]] == ["finished"] * 3
-    assert play["jobs"][0]["waited_by"] == "Wait"
-    assert play["jobs"][0]["reported"]["delta"] == "0:00:05.000000"
-    assert play["baseline"] == pytest.approx(16.8)
+    jobs = play["jobs"]
+    assert [job["baseline"] for job in jobs] == [5.0, 5.0, 6.0]
+    assert [job["end_source"] for job in jobs] == ["module"] * 3
+    assert [(job["own_start"], job["own_end"]) for job in jobs][2] == (0.6, 6.6)
+    assert [job["state"] for job in jobs] == ["finished"] * 3
+    assert jobs[0]["waited_by"] == "Wait"
+    assert play["baseline"] == pytest.approx(16.0)
     assert play["wall"] == pytest.approx(7.5)
-    assert play["saved"] == pytest.approx(9.3)
-    assert play["speedup"] == pytest.approx(16.8 / 7.5, abs=1e-4)
     launch_out, wait_out = play["tasks"]
     assert launch_out["kind"] == "launch" and launch_out["async"] is True
-    assert launch_out["max_concurrent_hosts"] == 3
-    assert launch_out["max_concurrent_jobs"] == 3
+    assert (launch_out["max_concurrent_hosts"], launch_out["max_concurrent_jobs"]) == (3, 3)
     assert wait_out["kind"] == "wait" and wait_out["baseline"] == 0.0
     assert report["job_states"] == {"finished": 3}
-    lines = run.lines()
-    assert "time saved 9.30 s, speed-up 2.24x" in lines
-    assert any(line.endswith("  Launch") and "    3     3" in line for line in lines)
-    run.display.banner.assert_any_call("TIME SAVED [play: Play]")
+    lines = [line.text for line in recap(report)]
+    assert "time saved 8.50 s, speed-up 2.13x" in lines
 
 
-def test_loop_launch_and_loop_wait_use_item_times(clock: Clock) -> None:
-    run = Run(clock)
+def test_loop_launch_and_loop_wait_use_item_times() -> None:
+    run = Run()
     run.play(0.0)
-    launch = task("Launch loop", **{"async": 60, "poll": 0, "loop": [1, 2]})
-    wait = task("Wait loop", "ansible.builtin.async_status", loop=["a", "b"])
+    launch, wait = launch_task("Launch loop"), waiter("Wait loop")
     run.start(0.0, launch, H1)
-    run.item(0.4, launch, H1, item=1, **launched("ja"))
-    run.item(1.0, launch, H1, item=2, **launched("jb"))
+    run.item(0.4, launch, H1)
+    run.item(1.0, launch, H1)
     results = [
-        {"item": 1, "ansible_loop_var": "item", **launched("ja")},
-        {"item": 2, "ansible_loop_var": "item", **launched("jb")},
+        {"item": 1, "ansible_loop_var": "item", **launched("ja.1")},
+        {"item": 2, "ansible_loop_var": "item", **launched("jb.1")},
     ]
     run.ok(1.1, launch, H1, changed=True, results=results)
     run.start(1.2, wait, H1)
-    done_a = status("ja", True, delta="0:00:02.000000")
-    done_b = status("jb", True, delta="0:00:03.000000")
-    run.item(3.0, wait, H1, **done_a)
-    run.item(5.0, wait, H1, **done_b)
+    done_a, done_b = status("ja.1", ran=(0.2, 2.2)), status("jb.1", ran=(0.6, 3.6))
+    run.item(3.0, wait, H1)
+    run.item(5.0, wait, H1)
     run.ok(5.1, wait, H1, changed=True, results=[done_a, done_b])
-    play = only(run.stats(6.0))
+    play = only(run.report(6.0))
     job_a, job_b = play["jobs"]
     assert (job_a["launched"], job_a["launch_end"], job_a["finished"]) == (0.0, 0.4, 3.0)
     assert (job_b["launched"], job_b["launch_end"], job_b["finished"]) == (0.4, 1.0, 5.0)
     assert job_a["item"] == "1" and job_b["item"] == "2"
-    # own runs from the item results: 2 s and 3 s
-    assert job_a["baseline"] == pytest.approx(2.0)
-    assert job_b["baseline"] == pytest.approx(3.0)
+    assert (job_a["baseline"], job_b["baseline"]) == (2.0, 3.0)
     launch_out, wait_out = play["tasks"]
     assert launch_out["max_concurrent_jobs"] == 2
     assert launch_out["hosts"]["host1"]["items"] == 2
-    # launch run 1.1 s = items 0.4 + 0.6 + 0.1 of loop overhead, each item replaced by its job
+    # the run's 0.1 s of loop overhead, and each item replaced by its job's run
     assert launch_out["baseline"] == pytest.approx(5.1)
-    # the wait: 3.9 s, all but its last 0.1 s while one of its jobs was running
+    # the wait: 3.9 s, all but its last 0.1 s while one of its jobs was alive
     assert wait_out["baseline"] == pytest.approx(0.1)
-    assert play["baseline"] == pytest.approx(5.2)
 
 
 @pytest.mark.parametrize(
     ("poll", "expected_jobs"),
     [pytest.param(0, 3, id="poll-0-jobs-run-together"), pytest.param(5, 2, id="poll-5")],
 )
-def test_throttle_two(clock: Clock, poll: int, expected_jobs: int) -> None:
+def test_throttle_two(poll: int, expected_jobs: int) -> None:
     """throttle: 2 limits launches; with poll 0 the jobs still all run together."""
-    run = Run(clock)
+    run = Run()
     run.play(0.0)
-    tsk = task("Throttled", **{"async": 30, "poll": poll, "throttle": 2})
-    wait = task("Wait", "ansible.builtin.async_status")
+    tsk = launch_task("Throttled", async_val=30, poll=poll)
+    wait = waiter()
     if poll == 0:
         run.start(0.0, tsk, H1)
         run.start(0.01, tsk, H2)
         run.start(0.5, tsk, H3)  # slot of host1 handed over just before its result
-        run.ok(0.52, tsk, H1, **launched("j1"))
-        run.ok(0.53, tsk, H2, **launched("j2"))
-        run.ok(1.0, tsk, H3, **launched("j3"))
+        run.ok(0.52, tsk, H1, **launched("j1.1"))
+        run.ok(0.53, tsk, H2, **launched("j2.1"))
+        run.ok(1.0, tsk, H3, **launched("j3.1"))
         for host in HOSTS:
             run.start(1.1, wait, host)
-        for host, jid in zip(HOSTS, ("j1", "j2", "j3"), strict=True):
-            run.ok(6.0, wait, host, **status(jid, True))
+        for host, jid in zip(HOSTS, ("j1.1", "j2.1", "j3.1"), strict=True):
+            run.ok(6.0, wait, host, **status(jid, ran=(0.6, 5.6)))
     else:
         run.start(0.0, tsk, H1)
         run.start(0.01, tsk, H2)
-        run.async_poll(5.0, tsk, H1, ansible_job_id="j1", started=True, finished=False)
-        run.async_ok(5.49, tsk, H1, **status("j1", True))
+        run.at(5.0).async_poll(H1, {"ansible_job_id": "j1.1", "finished": False})
+        run.at(5.49).async_end(H1, status("j1.1"))
         run.start(5.5, tsk, H3)
-        run.ok(5.52, tsk, H1, **status("j1", True))
-        run.async_ok(5.5, tsk, H2, **status("j2", True))
-        run.ok(5.53, tsk, H2, **status("j2", True))
-        run.async_ok(10.6, tsk, H3, **status("j3", True))
-        run.ok(10.6, tsk, H3, **status("j3", True))
-    play = only(run.stats(11.0))
+        run.ok(5.52, tsk, H1, **status("j1.1"))
+        run.at(5.5).async_end(H2, status("j2.1"))
+        run.ok(5.53, tsk, H2, **status("j2.1"))
+        run.at(10.6).async_end(H3, status("j3.1"))
+        run.ok(10.6, tsk, H3, **status("j3.1"))
+    play = only(run.report(11.0))
     throttled = play["tasks"][0]
     assert throttled["max_concurrent_hosts"] == 2
     assert throttled["max_concurrent_jobs"] == expected_jobs
@@ -282,13 +271,14 @@ def test_throttle_two(clock: Clock, poll: int, expected_jobs: int) -> None:
         assert throttled["kind"] == "poll"
         assert [job["mode"] for job in play["jobs"]] == ["poll"] * 3
         assert play["jobs"][0]["polls"] == 1
-        assert play["jobs"][0]["finished"] == 5.49  # the worker's own async_ok time
+        assert play["jobs"][0]["finished"] == 5.49  # the worker's own poll
+        assert play["jobs"][0]["end_source"] == "poll"
         # the task ran the job: the host times are the baseline
         assert play["baseline"] == pytest.approx(5.52 + 5.52 + 5.1)
 
 
-def test_failure_and_unreachable_are_not_saved_time(clock: Clock) -> None:
-    run = Run(clock)
+def test_failure_and_unreachable_are_not_saved_time() -> None:
+    run = Run()
     run.play(0.0)
     tsk = task("Work")
     for host in HOSTS:
@@ -296,325 +286,436 @@ def test_failure_and_unreachable_are_not_saved_time(clock: Clock) -> None:
     run.ok(2.0, tsk, H1)
     run.failed(3.0, tsk, H2, msg="boom", rc=1)
     run.unreachable(4.0, tsk, H3)
-    play = only(run.stats(4.0))
+    report = run.report(4.0)
+    play = only(report)
     assert play["baseline"] == pytest.approx(2.0)
     assert play["failed_time"] == pytest.approx(7.0)
-    assert play["saved"] == pytest.approx(-2.0)
     assert play["hosts"]["host2"]["failed"] == 1
     assert play["hosts"]["host3"]["unreachable"] == 1
-    assert play["tasks"][0]["hosts"]["host2"]["status"] == "failed"
-    lines = run.lines()
+    lines = [line.text for line in recap(report)]
     assert "hosts 3: 1 ok, 1 with failures, 1 unreachable" in lines
     assert any("time on failed/unreachable hosts 7.00 s" in line for line in lines)
 
 
-def test_skipped_host_counts_as_skipped(clock: Clock) -> None:
-    run = Run(clock)
+@pytest.mark.parametrize("how", ["ignore_errors", "rescue", "rescue-seen-in-stats"])
+def test_forgiven_failures_count_as_work(how: str) -> None:
+    """Point 6: ignore_errors and a rescued failure: not a failed host, their time is work."""
+    run = Run()
     run.play(0.0)
-    tsk = task("Maybe")
+    tsk = task("May fail", rescuable=how == "rescue")
+    rescue = task("Rescue")
     run.start(0.0, tsk, H1)
     run.start(0.0, tsk, H2)
-    run.skipped(0.1, tsk, H1)
-    run.ok(3.0, tsk, H2)
-    play = only(run.stats(3.0))
-    assert play["hosts"]["host1"]["skipped"] == 1
-    assert play["tasks"][0]["hosts"]["host1"]["baseline"] == 0.0
-    assert play["baseline"] == pytest.approx(3.0)
-
-
-def test_job_never_waited_for_is_running_at_end(clock: Clock) -> None:
-    run = Run(clock)
-    run.play(0.0)
-    launch = task("Fire and forget", **{"async": 600, "poll": 0})
-    run.start(0.0, launch, H1)
-    run.ok(0.5, launch, H1, **launched("jforget"))
-    report = run.stats(2.0)
+    run.ok(2.0, tsk, H1)
+    run.failed(3.0, tsk, H2, ignore=how == "ignore_errors", msg="boom", rc=1)
+    if how != "ignore_errors":
+        run.start(3.1, rescue, H2)
+        run.ok(3.5, rescue, H2)
+    stats = {}
+    if how == "rescue-seen-in-stats":  # ansible's recap: rescued=1, failed=0
+        stats = {"failures": {}, "rescued": {H2: 1}}
+    report = run.report(4.0, **stats)
     play = only(report)
-    [job] = play["jobs"]
-    assert job["state"] == "running_at_end"
-    assert job["finished"] is None
-    assert job["duration"] == pytest.approx(2.0)
-    assert job["baseline"] == pytest.approx(0.5)  # only its launch: its full run is unknown
-    assert play["baseline"] == pytest.approx(0.5)
-    assert report["job_states"] == {"running_at_end": 1}
-    assert any("still running at end of play" in line for line in run.lines())
+    expected = "ignored" if how == "ignore_errors" else "rescued"
+    assert play["tasks"][0]["hosts"]["host2"]["status"] == expected
+    assert play["hosts"]["host2"]["failed"] == 0 and play["hosts"]["host2"][expected] == 1
+    assert play["failed_time"] == 0.0
+    assert play["baseline"] == pytest.approx(5.0 + (0.4 if how != "ignore_errors" else 0.0))
+    lines = [line.text for line in recap(report)]
+    assert "hosts 2: 2 ok" in lines
+    assert not any("failed/unreachable" in line for line in lines)
 
 
-def test_async_wait_results_match_jobs_by_jid(clock: Clock) -> None:
-    """tplabs.async_tasks.async_wait result shape from DEVELOPING.md, built by hand."""
-    run = Run(clock)
+def test_a_rescuable_failure_ansible_counted_as_failed_stays_failed() -> None:
+    """The block had a rescue, but ansible's recap says failed (e.g. the rescue failed too)."""
+    run = Run()
     run.play(0.0)
-    launch = task("Launch", **{"async": 60, "poll": 0})
-    wait = task("Wait all", "tplabs.async_tasks.async_wait")
+    tsk = task("May fail", rescuable=True)
+    run.start(0.0, tsk, H1)
+    run.failed(1.0, tsk, H1, msg="boom")
+    play = only(run.report(2.0, failures={H1: 1}, rescued={}))
+    assert play["hosts"]["host1"]["failed"] == 1
+    assert play["failed_time"] == pytest.approx(1.0)
+
+
+def test_skipped_host_time_counts_in_the_baseline() -> None:
+    """Point 5: skips (check mode, when:) take time one by one too: in the baseline."""
+    run = Run()
+    run.play(0.0)
+    maybe = task("Maybe")
+    for host in HOSTS:
+        run.start(0.0, maybe, host)
+    for host in HOSTS:
+        run.skipped(0.6, maybe, host)
+    report = run.report(0.6)
+    play = only(report)
+    assert play["hosts"]["host1"]["skipped"] == 1
+    assert play["skipped_time"] == pytest.approx(1.8)
+    assert play["baseline"] == pytest.approx(1.8)
+    assert play["speedup"] == pytest.approx(3.0)
+    assert play["tasks"][0]["max_concurrent_hosts"] == 3
+    lines = [line.text for line in recap(report)]
+    assert any(line.startswith("skipped host-tasks 3 took 1.80 s") for line in lines)
+
+
+def test_serial_batches_are_one_play() -> None:
+    """Point 1: serial: 1 starts the play again per batch with the same play and task ids."""
+    run = Run()
+    work = task("Work")
+    for index, host in enumerate(HOSTS):
+        run.play(index * 2.5, "Serial play", key="play-uuid")
+        run.start(index * 2.5 + 0.1, work, host)
+        run.ok(index * 2.5 + 2.4, work, host)
+    report = run.report(7.5)
+    play = only(report)
+    assert play["batches"] == 3
+    assert play["wall"] == pytest.approx(7.4)
+    assert play["baseline"] == pytest.approx(6.9)
+    assert play["speedup"] < 1
+    [tsk] = play["tasks"]
+    assert sorted(tsk["hosts"]) == list(HOSTS)
+    assert tsk["max_concurrent_hosts"] == 1
+    lines = [line.text for line in recap(report)]
+    assert lines.count("TIME SAVED [play: Serial play]") == 1
+    assert "serial: 3 batches, one wall from first to last" in lines
+
+
+def test_async_wait_results_match_jobs_by_jid() -> None:
+    """async_wait's result shape (contract 2), built by hand; ended_ago places the end."""
+    run = Run()
+    run.play(0.0)
+    launch, wait = launch_task(), async_waiter()
     run.start(0.0, launch, H1)
-    run.ok(0.5, launch, H1, **launched("w1"))
+    run.ok(0.5, launch, H1, **launched("j1.1"))
     run.start(0.0, launch, H2)
-    run.ok(0.5, launch, H2, **launched("w2"))
+    run.ok(0.5, launch, H2, **launched("j2.2"))
     run.start(0.6, wait, H1)
     run.start(0.6, wait, H2)
-    job_ok = {"jid": "w1", "finished": True, "failed": False, "state": "finished", "elapsed": 4.0}
-    job_ok["result"] = {"rc": 0, "delta": "0:00:03.500000", "start": "s", "end": "e"}
-    job_late = {"jid": "w2", "finished": False, "failed": True, "state": "timeout", "elapsed": 9}
-    job_gone = {"jid": "w3", "finished": False, "failed": True, "state": "launch_failed"}
-    run.ok(5.0, wait, H1, jobs=[job_ok], finished=1, failed=False, pending=0, elapsed=4.4)
-    run.failed(9.0, wait, H2, jobs=[job_late, job_gone], finished=0, pending=1, msg="timeout")
-    play = only(run.stats(9.0))
+    job_ok = {"jid": "j1.1", "state": "finished", "finished": True, "failed": False}
+    job_ok.update(elapsed=3.4, ended_ago=1.0, result={"rc": 0})
+    job_late = {"jid": "j2.2", "state": "timeout", "finished": True, "failed": True}
+    job_gone = {"jid": "j9.9", "state": "launch_failed", "finished": True, "failed": True}
+    run.ok(5.0, wait, H1, jobs=[job_ok], counts={"finished": 1})
+    run.failed(9.0, wait, H2, jobs=[job_late, job_gone], msg="timeout")
+    play = only(run.report(9.0))
     first, second = play["jobs"]
-    # the command's own delta wins over async_wait's elapsed (which includes the wrapper)
-    assert (first["state"], first["finished"], first["own_duration"]) == ("finished", 5.0, 3.5)
-    assert first["baseline"] == pytest.approx(3.5)
-    assert first["reported"] == {"start": "s", "end": "e", "delta": "0:00:03.500000"}
+    assert (first["state"], first["finished"], first["own_end"]) == ("finished", 5.0, 4.0)
+    assert (first["own_start"], first["end_source"]) == (0.6, "async_wait")
+    assert first["baseline"] == pytest.approx(3.4)
     assert (second["state"], second["finished"]) == ("timeout", 9.0)
     assert second["baseline"] == pytest.approx(0.5)  # a timed-out job is not saved time
-    assert play["baseline"] == pytest.approx(4.0)
     assert play["job_states"] == {"finished": 1, "timeout": 1}
 
 
-def test_poll_timeout_is_a_timeout(clock: Clock) -> None:
-    run = Run(clock)
+@pytest.mark.parametrize("state", sorted(_job.ENDED_STATES - {"finished", "skipped", "launch_failed"}))
+def test_every_ended_state_of_async_wait_is_reported_as_itself(state: str) -> None:
+    """Point 2 and issue 12: killed, orphaned, unknown, corrupt... never 'running at end'."""
+    run = Run()
     run.play(0.0)
-    tsk = task("Too slow", **{"async": 2, "poll": 1})
-    run.start(0.0, tsk, H1)
-    inner = {"ansible_job_id": "jt", "started": True, "finished": False}
-    data = {"msg": "async task did not complete within the requested time - 2s"}
-    run.at(2.2).cb.v2_runner_on_async_failed(
-        run.result(tsk, H1, {"failed": True, "async_result": inner, **data})
-    )
-    run.failed(2.3, tsk, H1, async_result=inner, **data)
-    play = only(run.stats(2.5))
-    [job] = play["jobs"]
-    assert (job["state"], job["finished"], job["mode"]) == ("timeout", 2.2, "poll")
-    assert play["baseline"] == 0.0 and play["failed_time"] == pytest.approx(2.3)
-
-
-def test_no_log_keeps_names_only(clock: Clock, tmp_path: Path) -> None:
-    run = Run(clock)
-    run.cb._output_json = str(tmp_path / "r.json")
-    run.cb._output_timeline = str(tmp_path / "t.html")
-    run.play(0.0)
-    secret = "s3cr3t-value"
-    launch = task("Launch secret", no_log=True, loop=[secret], **{"async": 60, "poll": 0})
-    wait = task("Wait for it", "ansible.builtin.async_status")
+    launch, wait = launch_task(), async_waiter()
     run.start(0.0, launch, H1)
-    run.item(0.5, launch, H1, item=secret, _ansible_no_log=True, **launched("jsecret"))
-    results = [{"item": secret, "_ansible_no_log": True, **launched("jsecret")}]
-    run.ok(0.6, launch, H1, changed=True, results=results, stdout=secret)
-    run.start(0.7, wait, H1)
-    run.ok(4.0, wait, H1, **status("jsecret", True, delta="0:00:03.000000"))
-    report = run.stats(4.5)
-    play = only(report)
-    [job] = play["jobs"]
-    # core censors the job id of a no_log launch; the wait's jid is matched to it by order
-    assert job["task"] == "Launch secret"
-    assert job["jid"] is None and "item" not in job and "reported" not in job
-    assert job["own_duration"] is None
-    assert (job["state"], job["finished"]) == ("finished", 4.0)
-    assert play["tasks"][0]["no_log"] is True
-    for path in (tmp_path / "r.json", tmp_path / "t.html"):
-        text = path.read_text()
-        assert "Launch secret" in text
-        assert secret not in text and "jsecret" not in text
+    run.ok(0.5, launch, H1, **launched("j1.1"))
+    run.start(0.6, wait, H1)
+    entry = {"jid": "j1.1", "state": state, "finished": True, "failed": True, "msg": "why"}
+    run.failed(3.0, wait, H1, jobs=[entry])
+    report = run.report(3.5)
+    [job] = only(report)["jobs"]
+    assert (job["state"], job["finished"], job["msg"]) == (state, 3.0, "why")
+    assert job["meaning"] == _job.STATES[state].meaning
+    assert job["baseline"] == pytest.approx(0.5)
+    assert report["job_states"] == {state: 1}
+    lines = [line.text for line in recap(report)]
+    assert any(line.startswith(f"1 job(s) {state.replace('_', ' ')}:") for line in lines)
+    assert not any("still running" in line or "never waited" in line for line in lines)
 
 
-def test_outputs_written_atomically_and_parse(clock: Clock, tmp_path: Path) -> None:
-    run = Run(clock)
-    out = tmp_path / "sub" / "report.json"
-    run.cb._output_json = str(out)
-    run.cb._output_timeline = str(tmp_path / "timeline.svg")
-    run.play(0.0, "First")
-    tsk = task("Launch", **{"async": 60, "poll": 0})
-    run.start(0.0, tsk, H1)
-    run.start(0.0, tsk, H2)
-    run.ok(0.5, tsk, H1, **launched("a1"))
-    run.ok(0.5, tsk, H2, **launched("a2"))
-    run.play(1.0, "Second")
-    wait = task("Wait", "ansible.builtin.async_status")
-    run.start(1.0, wait, H1)
-    run.ok(3.0, wait, H1, **status("a1", True))
-    run.stats(4.0)
-    report = json.loads(out.read_text())
-    jsonschema.validate(report, SCHEMA)
-    assert report["version"] == 1 and report["playbook"] == "site.yml"
-    assert [play["name"] for play in report["plays"]] == ["First", "Second"]
-    assert report["plays"][0]["wall"] == pytest.approx(1.0)  # to the next play's start
-    assert report["wall"] == pytest.approx(4.0)
-    assert [job["state"] for job in report["plays"][0]["jobs"]] == ["finished", "running_at_end"]
-    assert not [p for p in tmp_path.rglob(".time_saved-*")]  # no temporary file left
-    svg = ET.parse(tmp_path / "timeline.svg").getroot()
-    lanes = svg.findall(".//{http://www.w3.org/2000/svg}g[@class='lane']")
-    assert [lane.get("data-host") for lane in lanes] == ["host1", "host2"]
-    banners = [c.args[0] for c in run.display.banner.call_args_list]
-    assert banners == [
-        "TIME SAVED [play: First]",
-        "TIME SAVED [play: Second]",
-        "TIME SAVED [playbook: site.yml]",
-    ]
-
-
-class _Tags(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.tags: list[tuple[str, dict[str, str | None]]] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.append((tag, dict(attrs)))
-
-
-def test_html_timeline_has_lanes_bars_and_no_network(clock: Clock, tmp_path: Path) -> None:
-    run = Run(clock)
-    run.cb._output_timeline = str(tmp_path / "t.html")
+@pytest.mark.parametrize("state", ["queued", "running", "kill_failed"])
+def test_active_states_of_async_wait(state: str) -> None:
+    run = Run()
     run.play(0.0)
-    tsk = task("Launch <&>", **{"async": 60, "poll": 0})
-    wait = task("Wait", "ansible.builtin.async_status")
+    launch, wait = launch_task(), async_waiter()
+    run.start(0.0, launch, H1)
+    run.ok(0.5, launch, H1, **launched("j1.1"))
+    run.start(0.6, wait, H1)
+    entry = {"jid": "j1.1", "state": state, "finished": False, "failed": state == "kill_failed"}
+    run.ok(3.0, wait, H1, jobs=[entry])
+    [job] = only(run.report(3.5))["jobs"]
+    # queued/running: still so when last seen, and no job file to read: end unknown
+    assert job["state"] == ("kill_failed" if state == "kill_failed" else "not_waited")
+    assert job["baseline"] == pytest.approx(0.5)
+
+
+def test_all_report_states_are_in_the_schema() -> None:
+    assert set(SCHEMA["$defs"]["job_state"]["enum"]) == set(REPORT_STATES)
+    assert set(_job.STATES) < set(REPORT_STATES)
+
+
+def test_late_wait_without_module_times_uses_async_wait_ended_ago() -> None:
+    """Point 3: launch, a 4 s task, then the wait: the job ran 1 s, not 5."""
+    run = Run()
+    run.play(0.0)
+    launch, other, wait = launch_task(), task("Something else"), async_waiter()
+    run.start(0.0, launch, H1)
+    run.ok(0.5, launch, H1, **launched("j1.1"))
+    run.start(0.6, other, H1)
+    run.ok(4.6, other, H1)
+    run.start(4.7, wait, H1)
+    entry = {"jid": "j1.1", "state": "finished", "finished": True, "failed": False}
+    entry.update(elapsed=1.0, ended_ago=3.6, result={"changed": True})  # no delta
+    run.ok(5.2, wait, H1, jobs=[entry])
+    [job] = only(run.report(5.5))["jobs"]
+    assert job["baseline"] == pytest.approx(1.0)
+    assert (job["own_start"], job["own_end"]) == (0.6, 1.6)
+    assert job["end_bounds"] is None
+
+
+def test_late_async_status_without_module_times_reads_the_local_job_file(tmp_path: Path):
+    """Point 3 with async_status on a local host: the job file's mtime is the job's end."""
+    run = Run()
+    run.play(0.0)
+    launch, other, wait = launch_task(), task("Something else"), waiter()
+    job_file = tmp_path / "j1.1"
+    job_file.write_text(json.dumps({"changed": True, "finished": True}))
+    os.utime(job_file, (EPOCH + 1.6, EPOCH + 1.6))
+    run.start(0.0, launch, H1)
+    run.ok(0.5, launch, H1, **launched("j1.1", results_file=str(job_file)))
+    run.start(0.6, other, H1)
+    run.ok(4.6, other, H1)
+    run.start(4.7, wait, H1)
+    run.ok(5.2, wait, H1, **status("j1.1", results_file=str(job_file)))
+    [job] = only(run.report(5.5))["jobs"]
+    assert (job["end_source"], job["own_end"]) == ("job_file", 1.6)
+    assert job["baseline"] == pytest.approx(1.6)  # from the launch start: no start stamp
+
+
+def test_late_async_status_without_any_end_says_it_is_a_bound() -> None:
+    """Remote host, no module times: the end is only bounded, and the recap says so."""
+    run = Run()
+    run.play(0.0)
+    launch, wait = launch_task(), waiter()
+    run.start(0.0, launch, H1)
+    run.ok(0.5, launch, H1, **launched("j1.1"))
+    run.start(0.6, wait, H1)
+    run.at(1.0).retry(H1, wait, status("j1.1", finished=False))
+    run.ok(3.0, wait, H1, **status("j1.1"))
+    report = run.report(3.0)
+    [job] = only(report)["jobs"]
+    assert job["end_source"] == "seen" and job["end_bounds"] == [1.0, 3.0]
+    assert job["own_end"] is None
+    assert any("known only as bounds" in line.text for line in recap(report))
+
+
+@pytest.mark.parametrize("order", ["launch-order", "reverse-order"])
+def test_no_log_launches_matched_by_when_their_jobs_started(order: str) -> None:
+    """Point 4: two no_log launches on one host, waited for in any order."""
+    run = Run()
+    run.play(0.0)
+    short = launch_task("Launch short", no_log=True)
+    long_ = launch_task("Launch long", no_log=True)
+    hidden = {"censored": "the output has been hidden", "changed": True}
+    run.start(0.0, short, H1)
+    run.ok(0.5, short, H1, **hidden)
+    run.start(0.6, long_, H1)
+    run.ok(1.1, long_, H1, **hidden)
+    waits = [("Wait short", "js.1", (0.2, 1.2)), ("Wait long", "jl.1", (0.8, 3.8))]
+    if order == "reverse-order":
+        waits.reverse()
+    at = 4.0
+    for name, jid, ran in waits:
+        wait = waiter(name)
+        run.start(at, wait, H1)
+        run.ok(at + 0.5, wait, H1, **status(jid, ran=ran))
+        at += 1.0
+    jobs = {job["task"]: job for job in only(run.report(at))["jobs"]}
+    assert jobs["Launch short"]["waited_by"] == "Wait short"
+    assert jobs["Launch long"]["waited_by"] == "Wait long"
+    assert jobs["Launch short"]["own_duration"] == pytest.approx(1.0)
+    assert jobs["Launch long"]["own_duration"] == pytest.approx(3.0)
+    assert {job["jid"] for job in jobs.values()} == {None}  # still hidden
+
+
+def test_no_log_launches_not_matched_when_nothing_tells_which() -> None:
+    """Two no_log launches, a wait with no start time: the report does not guess."""
+    run = Run()
+    run.play(0.0)
+    first, second = launch_task("First", no_log=True), launch_task("Second", no_log=True)
+    hidden = {"censored": "the output has been hidden", "changed": True}
+    for at, info in ((0.0, first), (1.0, second)):
+        run.start(at, info, H1)
+        run.ok(at + 0.5, info, H1, **hidden)
+    wait = waiter()
+    run.start(2.0, wait, H1)
+    run.ok(3.0, wait, H1, **status("jx.1"))
+    jobs = only(run.report(3.5))["jobs"]
+    assert [job["state"] for job in jobs] == ["not_waited", "not_waited"]
+    assert [job["waited_by"] for job in jobs] == [None, None]
+
+
+def test_no_log_wait_leaves_the_job_censored() -> None:
+    run = Run()
+    run.play(0.0)
+    launch, wait = launch_task(), waiter("Wait quietly", no_log=True)
+    run.start(0.0, launch, H1)
+    run.ok(0.5, launch, H1, **launched("jq.1"))
+    run.start(0.6, wait, H1)
+    run.ok(4.0, wait, H1, censored="the output has been hidden", changed=False)
+    report = run.report(4.0)
+    [job] = only(report)["jobs"]
+    assert (job["jid"], job["state"], job["finished"]) == ("jq.1", "censored", None)
+    assert job["baseline"] == pytest.approx(0.5)
+
+
+def test_job_launched_in_one_play_waited_for_in_the_next() -> None:
+    """Point 7: each play's baseline counts the job where it ran."""
+    run = Run()
+    run.play(0.0, "Launch play")
+    launch = launch_task()
     for host in HOSTS:
-        run.start(0.0, tsk, host)
-        run.ok(0.5, tsk, host, **launched(f"h{host.name}"))
+        run.start(0.0, launch, host)
+    for index, host in enumerate(HOSTS):
+        run.ok(0.5, launch, host, **launched(f"j{index}.1"))
+    run.play(1.0, "Wait play")
+    wait = waiter()
+    for host in HOSTS:
+        run.start(1.1, wait, host)
+    for index, host in enumerate(HOSTS):
+        run.ok(5.6, wait, host, **status(f"j{index}.1", ran=(0.4, 5.4)))
+    report = run.report(5.7)
+    first, second = report["plays"]
+    assert first["baseline"] == pytest.approx(3 * 0.6)  # 0.4 to 1.0 on each host
+    assert second["baseline"] == pytest.approx(3 * 4.4)  # 1.0 to 5.4
+    assert first["speedup"] == pytest.approx(1.8, abs=0.01)
+    assert second["speedup"] == pytest.approx(13.2 / 4.6, abs=0.01)
+    assert report["baseline"] == pytest.approx(15.0)
+    assert second["saved"] > 0
+
+
+def test_job_never_waited_for_read_from_its_local_job_file(tmp_path: Path) -> None:
+    """Point 8: it ended before the play did; its job file says so."""
+    run = Run()
+    run.play(0.0)
+    launch = launch_task("Fire and forget")
+    job_file = tmp_path / "jf.1"
+    job_file.write_text(
+        json.dumps({"rc": 0, "start": stamp(0.3), "end": stamp(1.3), "delta": "0:00:01.000000"})
+    )
+    run.start(0.0, launch, H1)
+    run.ok(0.5, launch, H1, **launched("jf.1", results_file=str(job_file)))
+    other = task("Other")
+    run.start(0.6, other, H1)
+    run.ok(2.0, other, H1)
+    report = run.report(2.0)
+    [job] = only(report)["jobs"]
+    assert (job["state"], job["end_source"], job["own_end"]) == ("finished", "module", 1.3)
+    assert job["finished"] is None and job["baseline"] == pytest.approx(1.0)
+    assert "job file" in job["msg"]
+    assert not any("running" in line.text for line in recap(report))
+
+
+def test_job_never_waited_for_still_running_per_its_job_file(tmp_path: Path) -> None:
+    run = Run()
+    run.play(0.0)
+    launch = launch_task("Fire and forget")
+    job_file = tmp_path / "jr.1"
+    job_file.write_text(json.dumps({"started": 1, "finished": 0, "ansible_job_id": "jr.1"}))
+    run.start(0.0, launch, H1)
+    run.ok(0.5, launch, H1, **launched("jr.1", results_file=str(job_file)))
+    report = run.report(2.0)
+    [job] = only(report)["jobs"]
+    assert job["state"] == "running"
+    assert any("still running at the end of the playbook" in line.text for line in recap(report))
+
+
+def test_job_never_waited_for_and_unreadable_is_not_waited() -> None:
+    run = Run()
+    run.play(0.0)
+    launch = launch_task("Fire and forget", async_val=1)
+    run.start(0.0, launch, H1)
+    run.ok(0.5, launch, H1, **launched("jz.1", results_file="/nonexistent/jz.1"))
+    report = run.report(2.0)
+    [job] = only(report)["jobs"]
+    assert job["state"] == "not_waited"
+    assert "async limit (1 s)" in job["msg"]
+    assert job["baseline"] == pytest.approx(0.5)
+
+
+def test_async_launch_results_with_and_without_wait() -> None:
+    """Contract 3: async_launch jobs by jid and name; wait: true also ends them."""
+    run = Run()
+    run.play(0.0)
+    launch = task("Launch jobs", "tplabs.async_tasks.async_launch")
+    wait = async_waiter()
+    run.start(0.0, launch, H1)
+    jobs = [
+        {"jid": "j1.100", "name": "build", "state": "running"},
+        {"jid": "j2.100", "name": "test", "state": "queued"},
+        {"jid": "j3.100", "name": "skip me", "state": "skipped"},
+    ]
+    run.ok(0.5, launch, H1, changed=True, jobs=jobs, max_parallel=1)
+    run.start(0.6, wait, H1)
+    done = [
+        {"jid": "j1.100", "state": "finished", "finished": True, "elapsed": 2.0, "ended_ago": 2.4},
+        {"jid": "j2.100", "state": "finished", "finished": True, "elapsed": 2.0, "ended_ago": 0.4},
+    ]
+    run.ok(4.9, wait, H1, jobs=done)
+    now_wait = task("Launch and wait", "tplabs.async_tasks.async_launch")
+    run.start(5.0, now_wait, H1)
+    entry = {"jid": "j4.100", "name": "quick", "state": "finished", "finished": True}
+    entry.update(elapsed=1.0, ended_ago=0.2)
+    run.ok(6.5, now_wait, H1, jobs=[entry])
+    play = only(run.report(7.0))
+    by_name = {job["name"]: job for job in play["jobs"]}
+    assert sorted(by_name) == ["build", "quick", "test"]
+    assert (by_name["build"]["own_start"], by_name["build"]["own_end"]) == (0.5, 2.5)
+    assert (by_name["test"]["own_start"], by_name["test"]["own_end"]) == (2.5, 4.5)
+    assert by_name["quick"]["waited_by"] == "Launch and wait"
+    assert {job["mode"] for job in play["jobs"]} == {"async_launch"}
+    launch_out, _wait_out, now_out = play["tasks"]
+    assert launch_out["baseline"] == pytest.approx(4.0)
+    assert launch_out["max_concurrent_jobs"] == 1  # max_parallel 1: one after the other
+    # launch and wait in one task: the job's 1 s (the rest of the task ran while it was alive)
+    assert now_out["baseline"] == pytest.approx(1.0)
+
+
+def test_what_if_and_critical_path() -> None:
+    run = Run()
+    run.play(0.0)
+    launch, wait = launch_task(), waiter()
+    for host in HOSTS:
+        run.start(0.0, launch, host)
+    for index, host in enumerate(HOSTS):
+        run.ok(0.48 + index * 0.01, launch, host, **launched(f"j{index}.1"))
     for host in HOSTS:
         run.start(0.6, wait, host)
-        run.ok(3.0, wait, host, **status(f"h{host.name}", True))
-    run.stats(3.0)
-    text = (tmp_path / "t.html").read_text()
-    parser = _Tags()
-    parser.feed(text)
-    lanes = [attrs["data-host"] for tag, attrs in parser.tags if attrs.get("class") == "lane"]
-    assert lanes == ["host1", "host2", "host3"]
-    assert sum(1 for _, attrs in parser.tags if attrs.get("class") == "job") == 3
-    assert sum(1 for _, attrs in parser.tags if attrs.get("class") == "task") == 6
-    assert "Launch &lt;&amp;&gt;" in text
-    assert not [a for _, a in parser.tags if any(k in a for k in ("src", "href"))]
-    assert "http://" not in text.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    for index, host in enumerate(HOSTS):
+        run.ok(5.0 + index, wait, host, **status(f"j{index}.1", ran=(0.5, 4.5 + index)))
+    report = run.report(7.0)
+    what_if = only(report)["what_if"]
+    # launch 0.5 s + job 4-6 s per host, 3 at once: 6.5 s; minus the launch and wait spans
+    assert what_if["wall_if_sync"] == pytest.approx(7.0 - 0.5 - 6.4 + 6.5)
+    path = what_if["critical_path"]
+    assert (path["host"], path["tasks"], path["longest"]["task"]) == ("host3", 2, "Wait")
+    assert path["longest"]["seconds"] == pytest.approx(6.4)
+    lines = [line.text for line in recap(report)]
+    assert any(line.startswith("what-if (estimate): every async task synchronous") for line in lines)
+    assert any(line.startswith("critical path (estimate): host3") for line in lines)
 
 
-def test_unwritable_path_is_a_warning(clock: Clock, tmp_path: Path) -> None:
-    run = Run(clock)
-    blocker = tmp_path / "file"
-    blocker.write_text("x")
-    # a path under a regular file can't be created, even by root
-    run.cb._output_json = str(blocker / "report.json")
+def test_no_log_keeps_names_and_times_only() -> None:
+    run = Run()
     run.play(0.0)
-    run.stats(1.0)
-    [call] = run.display.warning.call_args_list
-    assert "could not write the JSON report" in call.args[0]
-    assert str(blocker / "report.json") in call.args[0]
-    assert os.listdir(tmp_path) == ["file"]  # no temporary file left behind
-
-
-@pytest.mark.parametrize(
-    ("value", "seconds"),
-    [
-        pytest.param("0:00:05.004112", 5.004112, id="delta"),
-        pytest.param("1 day, 1:00:00", 90000.0, id="days"),
-        pytest.param(2.5, 2.5, id="float"),
-        pytest.param("soon", None, id="garbage"),
-        pytest.param(None, None, id="none"),
-        pytest.param(True, None, id="bool"),
-    ],
-)
-def test_parse_delta(value: Any, seconds: float | None) -> None:
-    assert time_saved.parse_delta(value) == (seconds if seconds is None else pytest.approx(seconds))
-
-
-def test_overlap_helpers() -> None:
-    assert time_saved.max_overlap([(0, 1), (0.95, 2), (1.9, 3)]) == 1  # hand-offs only
-    assert time_saved.max_overlap([(0, 1), (0.5, 2), (0.6, 3)]) == 3
-    assert time_saved.max_overlap([(0, 0), (0, 0)]) == 2  # instant runs still count
-    assert time_saved.union_length([(0, 2), (1, 3), (5, 6)]) == 4
-
-
-def test_options_are_read_from_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """set_options reads env and ini through ansible's config, as for a loaded plugin."""
-    from ansible.plugins.loader import callback_loader, init_plugin_loader
-
-    repo = Path(__file__).resolve().parents[4]
-    with warnings.catch_warnings():  # the finder may already be set up by another test
-        warnings.simplefilter("ignore", UserWarning)
-        init_plugin_loader([str(repo / ".cache" / "collections")])
-    monkeypatch.setenv("ANSIBLE_CALLBACK_TIME_SAVED_OUTPUT_JSON", str(tmp_path / "r.json"))
-    monkeypatch.setenv("ANSIBLE_CALLBACK_TIME_SAVED_TOP", "9")
-    plugin = callback_loader.get("tplabs.async_tasks.time_saved")
-    assert plugin is not None
-    plugin.set_options()
-    assert plugin._output_json == str(tmp_path / "r.json")
-    assert plugin._output_timeline is None
-    assert plugin._top == 9
-    assert plugin.CALLBACK_TYPE == "aggregate" and plugin.CALLBACK_NEEDS_ENABLED is True
-
-
-def test_failed_launch_starts_no_job(clock: Clock) -> None:
-    run = Run(clock)
-    run.play(0.0)
-    launch = task("Launch", **{"async": 60, "poll": 0})
+    secret = "s3cr3t-value"
+    launch, wait = launch_task("Launch secret", no_log=True), waiter("Wait for it")
     run.start(0.0, launch, H1)
-    run.failed(0.4, launch, H1, msg="could not launch", ansible_job_id="jx", started=False)
-    play = only(run.stats(1.0))
-    assert play["jobs"] == []
-    assert play["failed_time"] == pytest.approx(0.4)
-    assert play["tasks"][0]["max_concurrent_jobs"] is None
-
-
-def test_async_status_of_a_failed_job(clock: Clock) -> None:
-    """Core strips `failed` from what callbacks see: the failed event marks the job failed."""
-    run = Run(clock)
-    run.play(0.0)
-    launch = task("Launch", **{"async": 60, "poll": 0})
-    wait = task("Wait", "ansible.builtin.async_status")
-    run.start(0.0, launch, H1)
-    run.ok(0.5, launch, H1, **launched("jf"))
-    run.start(0.6, wait, H1)
-    run.failed(3.0, wait, H1, **status("jf", True, delta="0:00:02.000000", rc=2))
-    play = only(run.stats(3.0))
-    [job] = play["jobs"]
-    assert (job["state"], job["finished"], job["baseline"]) == ("failed", 3.0, 0.5)
-    assert play["baseline"] == pytest.approx(0.5)
-    assert play["failed_time"] == pytest.approx(2.4)
-
-
-def test_job_concurrency_uses_the_jobs_own_runs(clock: Clock) -> None:
-    """Slow launches: 3 jobs overlap from launch to seen-finished, but ran at most 2 at once."""
-    from datetime import datetime
-
-    run = Run(clock)
-    epoch = datetime(2026, 11, 27, 10, 0, 0)
-    run.cb._started_at = epoch.timestamp()  # the wall clock at the playbook start (t=0)
-    run.play(0.0)
-    launch = task("Launch", **{"async": 60, "poll": 0, "throttle": 2})
-    wait = task("Wait", "ansible.builtin.async_status")
-    run.start(0.0, launch, H1)
-    run.start(0.0, launch, H2)
-    run.ok(4.0, launch, H1, **launched("o1"))
-    run.start(4.0, launch, H3)
-    run.ok(4.05, launch, H2, **launched("o2"))
-    run.ok(8.0, launch, H3, **launched("o3"))
-
-    def own(start: float, end: float) -> dict[str, str]:
-        def stamp(seconds: float) -> str:
-            return f"2026-11-27 10:00:{seconds:09.6f}"
-
-        return {"start": stamp(start), "end": stamp(end), "delta": f"0:00:{end - start:09.6f}"}
-
-    for host, jid, span in ((H1, "o1", (5, 8)), (H2, "o2", (5, 8)), (H3, "o3", (9, 12))):
-        run.start(8.1, wait, host)
-        run.ok(13.0, wait, host, **status(jid, True, **own(*span)))
-    play = only(run.stats(13.0))
-    assert [(j["own_start"], j["own_end"]) for j in play["jobs"]] == [(5, 8), (5, 8), (9, 12)]
-    assert play["tasks"][0]["max_concurrent_hosts"] == 2
-    assert play["tasks"][0]["max_concurrent_jobs"] == 2
-
-
-def test_no_log_wait_leaves_the_job_state_unknown(clock: Clock) -> None:
-    """A no_log wait hides whether the job finished: 'unknown', never 'running_at_end'."""
-    run = Run(clock)
-    run.play(0.0)
-    launch = task("Launch", **{"async": 60, "poll": 0})
-    wait = task("Wait quietly", "ansible.builtin.async_status", no_log=True)
-    run.start(0.0, launch, H1)
-    run.ok(0.5, launch, H1, **launched("jq"))
-    run.start(0.6, wait, H1)
-    run.ok(4.0, wait, H1, **status("jq", True))
-    report = run.stats(4.0)
-    play = only(report)
-    [job] = play["jobs"]
-    assert (job["jid"], job["state"], job["finished"]) == ("jq", "unknown", None)
-    assert job["baseline"] == pytest.approx(0.5)
-    assert play["tasks"][1]["hosts"]["host1"]["baseline"] == pytest.approx(3.4)
-    assert "done" not in json.dumps(report)  # the wait's stdout never reaches the report
+    run.item(0.5, launch, H1)
+    hidden = {"censored": "the output has been hidden", "changed": True}
+    run.ok(0.6, launch, H1, results=[hidden])
+    run.start(0.7, wait, H1)
+    run.ok(4.0, wait, H1, **status("jsecret.1", ran=(0.3, 3.3), stdout=secret))
+    report = run.report(4.5)
+    [job] = only(report)["jobs"]
+    assert job["task"] == "Launch secret"
+    assert job["jid"] is None and "item" not in job and "reported" not in job
+    assert (job["state"], job["finished"]) == ("finished", 4.0)
+    text = json.dumps(report)
+    assert secret not in text and "jsecret" not in text
