@@ -18,24 +18,43 @@ description:
     and returns as soon as no job is running, so a finished job is noticed within about 0.2 s
     with few round trips, and nothing fills the log with C(FAILED - RETRYING).
   - Reports every job in input order, with its state, return code, output and the module's own
-    result. The task fails when any job failed (unless O(fail_on_job_failure=false)), when the
-    wait timed out (the message names each unfinished job and how long it ran), or when the host
-    was lost during the wait.
+    result (as M(ansible.builtin.async_status) returns it). The task fails when any job failed
+    (unless O(fail_on_job_failure=false)), when the wait timed out (the message names each
+    unfinished job and how long it ran), or when the host was lost during the wait.
+  - "What a job's module said beyond its result is shown as core shows it for a module run
+    without C(async) - each warning as C([WARNING]), each deprecation as C([DEPRECATION WARNING])
+    (they are returned in the task's C(warnings) and C(deprecations)); a module that raised an
+    exception is reported as C(Module failed: <message>), from the structured exception that
+    ansible-core 2.19 writes in the job file, or from the traceback string of 2.17 and 2.18."
   - A job whose process is gone while its job file still says it runs (killed with SIGKILL, the
     host rebooted) is reported as C(orphaned) within a poll instead of being waited for until a
     timeout. A job that already failed is not polled again.
-  - Finds the async directory exactly as M(ansible.builtin.async_status) does (the shell
-    option C(async_dir), that is C(ANSIBLE_ASYNC_DIR), C(ansible_async_dir) or C(ansible.cfg),
-    expanded for the become user when C(become) is on), so jobs launched with C(become) are found.
+  - Finds the async directory as the async wrapper that wrote the job files does - the shell
+    option C(async_dir), that is C(ANSIBLE_ASYNC_DIR), C(ansible_async_dir) or C(ansible.cfg) -
+    and passes it unexpanded; the module expands C(~) on the host for the user the job ran as
+    (the become user with C(become)). So no separate round trip expands it, and an empty reply
+    to that expansion cannot send the wait to the wrong directory (see the notes).
+  - "Connection faults during the wait are ridden out as core's C(poll: N) rides them out: a
+    round trip that fails (the connection fails, a file transfer fails, or the poll module
+    fails) is retried after a pause of 1, 2, 4, then 5 s, the connection reset where the
+    plugin supports it, until O(timeout) is reached or O(max_connection_failures) round trips
+    in a row have failed. Each retry is shown with C(-vvv). Then the host is reported
+    unreachable (or the task failed, for a module that keeps failing) with a message that says
+    how many round trips failed over how long and which jobs were unfinished."
   - With C(-v), prints the progress of each host after each poll (jobs done, pending, elapsed).
 options:
   jobs:
     description:
       - What to wait for. A registered async launch result, a loop of them (the registered
-        variable or its C(results)), a list of either, a job id string, or a list of job ids.
+        variable or its C(results)), a result of M(tplabs.async_tasks.async_launch), a list of
+        any of these, a job id string, or a list of job ids.
       - Skipped loop items are reported as C(skipped) and not waited for; items whose launch
         failed are reported as C(launch_failed). A result that is not an async launch (no
         C(ansible_job_id)) is an error.
+      - A registered C(poll=N) result (the job already ended, and core removed its file) is
+        reported from that result, without a round trip; one where core gave up at the C(async)
+        limit (C(async task did not complete within the requested time)) is waited for by the job
+        id it holds.
       - Job ids must look like core's, C(j<digits>.<digits>); anything else (such as a path) is
         rejected before anything is read on the host.
       - An empty list succeeds with nothing to wait for.
@@ -67,11 +86,25 @@ options:
   on_timeout:
     description:
       - What to do with the jobs that are still running when O(timeout) is reached.
-      - V(fail) leaves them running; V(kill) stops their process groups on the host (the
-        supervisor and the module's) and marks them C(killed) (core's async_status has no kill mode).
+      - V(fail) leaves them running; V(kill) stops their processes on the host and marks them
+        C(killed) once they are seen gone, or C(kill_failed) (named in the message, the job file
+        left as it was) when they could not be stopped. The kill's round trip is counted in
+        C(elapsed). Core's async_status has no kill mode.
     type: str
     choices: [fail, kill]
     default: fail
+  max_connection_failures:
+    description:
+      - How many round trips in a row may fail (connection failure, failed file transfer,
+        failed poll module) before the wait gives up on the host. A round trip that succeeds
+        resets the count.
+      - With the default V(6), the pauses between retries add up to 17 s (1, 2, 4, 5, 5 s), plus
+        the time the failed round trips took; a container or host that restarts within that
+        time is waited for, one that stays down is reported within about 20 to 30 s.
+      - V(0) sets no count, only the deadline - O(timeout), which is then required.
+      - O(timeout) always wins - the wait never runs past it for a fault.
+    type: int
+    default: 6
   window:
     description:
       - Longest time, in seconds, that one round trip waits on the host for the jobs to end
@@ -91,7 +124,11 @@ attributes:
     support: none
   check_mode:
     support: full
-    details: Reads the jobs; neither removes job files nor kills jobs.
+    details:
+      - Reads the jobs; neither removes job files nor kills jobs.
+      - A job launched in check mode whose module skipped (core writes C(skipped) in its job
+        file) is reported C(skipped), and the task is skipped when every job was, as core's
+        async_status says C(skipping).
   diff_mode:
     support: none
   platform:
@@ -102,8 +139,24 @@ extends_documentation_fragment:
 notes:
   - C(finished) and C(started) in job results are booleans (as in ansible-core 2.19); test them
     with C(is finished).
-  - The result has C(counts) rather than top-level C(failed)/C(finished) integers, since
-    C(failed) is the task's own status.
+  - "Differences from M(ansible.builtin.async_status) that remain, and why: the task result has
+    C(jobs) (one per job) and C(counts) rather than one job's keys at the top, since it waits for
+    many; top-level C(failed) and C(finished) are the task's own status, not a job's; a job id
+    with no job file is the job state C(unknown) (async_status fails with C(could not find job));
+    a job file that cannot be parsed is C(corrupt) at once (async_status says the job still runs
+    until it has written something parsable); job files are removed once read (O(cleanup),
+    which async_status does only in C(mode=cleanup)); a job that reached its own C(async) limit
+    is C(timeout), not C(failed); a job whose processes are gone is C(orphaned) instead of
+    running until a timeout; and the task never becomes C(changed)."
+  - "Tip for lab and CI inventories: set an absolute C(ansible_async_dir) (for example
+    C(/root/.ansible_async)). Core's async launch and M(ansible.builtin.async_status) then never
+    expand C(~) on the host, which saves a round trip per async task and avoids a wrong path:
+    when the remote C(echo ~) prints nothing (seen with C(incus exec) under load), core falls
+    back to the working directory and drops the rest of the path, and async_status then fails
+    with C(could not find job). async_wait is not affected (it expands on the host, in the
+    poll module), but it reports where it looked in C(async_dir)."
+  - A job is C(running) while it runs and C(queued) while an M(tplabs.async_tasks.async_launch)
+    job waits for a free slot; both are waited for.
 seealso:
   - module: ansible.builtin.async_status
   - ref: playbooks_async

@@ -1,132 +1,26 @@
 """async_wait action: argument handling, jid checks, result shaping and the poll loop.
 
-In the style of ansible-core's test_reboot.py: a MagicMock(Task), the real local connection,
-and a fake `_execute_module` that answers as the remote module would, with a fake clock.
+The fakes (fake host, fake clock) are in async_wait_fakes.py.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import pytest
 import yaml
 from ansible.errors import AnsibleActionFail, AnsibleConnectionFailure
-from ansible.playbook.play_context import PlayContext
-from ansible.playbook.task import Task
-from ansible.plugins.loader import connection_loader
+from async_wait_fakes import J1, J2, J3, done, launch, running, status
 
-from ansible_collections.tplabs.async_tasks.plugins.action import async_wait
-from ansible_collections.tplabs.async_tasks.plugins.action.async_wait import (
-    ActionModule,
+from ansible_collections.tplabs.async_tasks.plugins.action.async_wait import ActionModule
+from ansible_collections.tplabs.async_tasks.plugins.modules import async_wait as doc_stub
+from ansible_collections.tplabs.async_tasks.plugins.plugin_utils import _wait
+from ansible_collections.tplabs.async_tasks.plugins.plugin_utils._wait_input import (
     collect_jobs,
-    parse_delta,
     seconds,
 )
-from ansible_collections.tplabs.async_tasks.plugins.modules import async_wait as doc_stub
 
-ASYNC_DIR = "/fake/.ansible_async"
-J1, J2, J3 = "j111.1", "j222.2", "j333.3"
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, secs: float) -> None:
-        self.now += secs
-
-
-class FakeHost:
-    """Answers async_job_poll calls from a script: one list of job views per poll."""
-
-    def __init__(self, clock: FakeClock, script: list[Any], poll_seconds: float = 1.0) -> None:
-        self.clock = clock
-        self.script = list(script)
-        self.calls: list[dict] = []
-        self.poll_seconds = poll_seconds
-
-    def __call__(self, module_name=None, module_args=None, task_vars=None, **_: Any) -> dict:
-        assert module_name == "tplabs.async_tasks.async_job_poll"
-        self.calls.append(dict(module_args))
-        step = self.script.pop(0)
-        if isinstance(step, Exception):
-            raise step
-        if isinstance(step, tuple):  # (seconds the round trip takes, reply)
-            self.clock.now += step[0]
-            return step[1]
-        if isinstance(step, dict):
-            return step
-        self.clock.now += min(self.poll_seconds, module_args.get("window", 0) or 0)
-        return {"changed": False, "checks": 1, "jobs": step}
-
-
-def running(jid: str, started_at: float = 0.0, running_for: float = 1.0) -> dict:
-    return {"jid": jid, "state": "running", "started_at": started_at, "running_for": running_for}
-
-
-def done(jid: str, rc: int = 0, started_at: float | None = 0.0, ended_at: float = 5.0) -> dict:
-    result = {"rc": rc, "stdout": f"out {jid}", "stderr": "", "changed": True}
-    if rc:
-        result.update(failed=True, msg="non-zero return code")
-    view = {
-        "jid": jid,
-        "state": "failed" if rc else "finished",
-        "ended_at": ended_at,
-        "result": result,
-        "erased": True,
-    }
-    if started_at is not None:
-        view["started_at"] = started_at
-    return view
-
-
-def launch(jid: str, item: Any = None) -> dict:
-    res = {"ansible_job_id": jid, "started": True, "finished": False, "changed": True}
-    if item is not None:
-        res.update(item=item, ansible_loop_var="item")
-    return res
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def make_action(mocker, monkeypatch, clock):
-    def make(args: dict, script: list[Any], check_mode: bool = False, poll_seconds: float = 1.0):
-        task = mocker.MagicMock(Task)
-        task.action = "tplabs.async_tasks.async_wait"
-        task.args = args
-        task.async_val = 0
-        task.check_mode = check_mode
-        task.diff = False
-        task.environment = []
-        play_context = PlayContext()
-        play_context.check_mode = check_mode
-        connection = connection_loader.get("local", play_context, os.devnull)
-        action = ActionModule(
-            task=task,
-            connection=connection,
-            play_context=play_context,
-            loader=None,
-            templar=None,
-            shared_loader_obj=None,
-        )
-        host = FakeHost(clock, script, poll_seconds)
-        monkeypatch.setattr(action, "_execute_module", host)
-        monkeypatch.setattr(action, "_get_async_dir", lambda: ASYNC_DIR)
-        monkeypatch.setattr(action, "clock", clock)
-        monkeypatch.setattr(action, "sleep", clock.sleep)
-        monkeypatch.setattr(connection, "reset", mocker.MagicMock())
-        return action, host
-
-    return make
-
+ASYNC_DIR = "~/.ansible_async"  # passed as written: the module expands it on the host
 
 # --- argument handling -------------------------------------------------------------------
 
@@ -150,7 +44,7 @@ def make_action(mocker, monkeypatch, clock):
     ],
 )
 def test_collect_jobs_accepts_every_documented_shape(jobs: Any, expected: list[str]) -> None:
-    assert [e["jid"] for e in collect_jobs(jobs)] == expected
+    assert [e.jid for e in collect_jobs(jobs)] == expected
 
 
 def test_collect_jobs_marks_skipped_and_failed_launches_and_keeps_items() -> None:
@@ -167,18 +61,18 @@ def test_collect_jobs_marks_skipped_and_failed_launches_and_keeps_items() -> Non
         ]
     }
     entries = collect_jobs(loop)
-    assert [(e["jid"], e.get("state"), e["item"]) for e in entries] == [
+    assert [(e.jid, e.state, e.item) for e in entries] == [
         (J1, None, "sleep 3"),
         (None, "skipped", "sleep 5"),
         (None, "launch_failed", "exit 3"),
     ]
-    assert "boom" in entries[2]["msg"]
+    assert "boom" in entries[2].msg
 
 
 def test_collect_jobs_takes_an_already_finished_poll_result_as_is() -> None:
     (entry,) = collect_jobs({"ansible_job_id": J1, "finished": True, "rc": 0})
-    assert entry["state"] == "finished"
-    assert entry["result"]["rc"] == 0
+    assert entry.state == "finished"
+    assert entry.result["rc"] == 0
 
 
 @pytest.mark.parametrize(
@@ -283,12 +177,6 @@ def test_argument_spec_matches_the_documentation() -> None:
     assert options["poll_interval"]["default"] == ActionModule.DEFAULT_POLL_INTERVAL
 
 
-def test_parse_delta() -> None:
-    assert parse_delta("0:00:05.250000") == 5.25
-    assert parse_delta("1:02:03") == 3723.0
-    assert parse_delta("soon") is None
-
-
 # --- the loop and result shaping ------------------------------------------------------------
 
 
@@ -333,8 +221,10 @@ def test_waits_with_one_round_trip_per_poll_for_all_jobs(make_action, clock) -> 
             "rc": 0,
             "stdout": f"out {J1}",
             "stderr": "",
+            "stdout_lines": [f"out {J1}"],
+            "stderr_lines": [],
             "msg": "finished",
-            "result": {"rc": 0, "stdout": f"out {J1}", "stderr": "", "changed": True},
+            "result": status(J1),
             "elapsed": 3.0,
             "ended_ago": None,
             "item": "sleep 3",
@@ -348,8 +238,10 @@ def test_waits_with_one_round_trip_per_poll_for_all_jobs(make_action, clock) -> 
             "rc": 0,
             "stdout": f"out {J2}",
             "stderr": "",
+            "stdout_lines": [f"out {J2}"],
+            "stderr_lines": [],
             "msg": "finished",
-            "result": {"rc": 0, "stdout": f"out {J2}", "stderr": "", "changed": True},
+            "result": status(J2),
             "elapsed": 5.0,
             "ended_ago": None,
             "item": "sleep 5",
@@ -433,7 +325,7 @@ def test_all_skipped_is_a_skipped_task(make_action) -> None:
     assert host.calls == []
     assert result["skipped"] is True
     assert result["failed"] is False
-    assert result["msg"] == "every job was skipped at launch: nothing to wait for"
+    assert result["msg"] == "every job was skipped: nothing to wait for"
 
 
 def test_duplicate_jids_are_polled_once_and_reported_twice(make_action) -> None:
@@ -552,18 +444,20 @@ def test_without_fail_fast_a_failure_does_not_stop_the_wait(make_action) -> None
     assert [j["state"] for j in result["jobs"]] == ["finished", "failed"]
 
 
-def test_a_lost_connection_is_retried_then_reported_unreachable(make_action) -> None:
+def test_a_lost_connection_is_retried_then_reported_unreachable(make_action, clock) -> None:
     lost = AnsibleConnectionFailure("instance not running: host1")
-    action, host = make_action({"jobs": [J1]}, [[running(J1)], lost, lost, lost])
+    script = [[running(J1)], *[lost] * 6]
+    action, host = make_action({"jobs": [J1]}, script)
     result = action.run(task_vars={})
-    assert len(host.calls) == 4
+    assert len(host.calls) == 7
     assert result["unreachable"] is True
     assert result["failed"] is True
+    # Pauses 1, 2, 4, 5, 5 s between the six failures (the first poll took 1 s).
     assert result["msg"] == (
-        "lost the host after 3.0s with 1 job(s) unfinished (j111.1): "
-        "connection failure: instance not running: host1"
+        "lost the host after 6 failed round trip(s) in a row over 17.0s (the wait ran 18.0s) "
+        "with 1 job(s) unfinished (j111.1): connection failure: instance not running: host1"
     )
-    assert action._connection.reset.call_count == 2
+    assert action._connection.reset.call_count == 5
 
 
 def test_a_transient_failure_is_retried_and_forgotten(make_action) -> None:
@@ -581,11 +475,13 @@ def test_lost_connection_stops_at_the_timeout(make_action) -> None:
     result = action.run(task_vars={})
     assert len(host.calls) == 2
     assert result["unreachable"] is True
-    assert "lost the host after 0.5s" in result["msg"]
+    assert result["msg"].startswith(
+        "lost the host after 2 failed round trip(s) in a row over 0.5s (the wait ran 0.5s)"
+    )
 
 
 def test_progress_is_shown_with_v(make_action, mocker) -> None:
-    shown = mocker.patch.object(async_wait.display, "v")
+    shown = mocker.patch.object(_wait.display, "v")
     action, _ = make_action({"jobs": [J1, J2]}, [[done(J1), running(J2)], [done(J2)]])
     action.run(task_vars={"inventory_hostname": "host7"})
     assert [c.args[0] for c in shown.call_args_list] == [
@@ -607,14 +503,14 @@ def test_window_zero_pauses_between_polls(make_action, clock) -> None:
 
 def test_a_module_that_keeps_failing_is_reported_as_such(make_action) -> None:
     crash = {"failed": True, "msg": "MODULE FAILURE: /usr/bin/python3: not found"}
-    action, host = make_action({"jobs": [J1]}, [crash, crash, crash])
+    action, host = make_action({"jobs": [J1], "max_connection_failures": 3}, [crash] * 3)
     result = action.run(task_vars={})
     assert len(host.calls) == 3
     assert "unreachable" not in result
     assert result["failed"] is True
     assert result["msg"] == (
-        "could not poll the jobs after 2.0s with 1 job(s) unfinished (j111.1): "
-        "MODULE FAILURE: /usr/bin/python3: not found"
+        "could not poll the jobs after 3 failed round trip(s) in a row over 3.0s (the wait ran "
+        "3.0s) with 1 job(s) unfinished (j111.1): MODULE FAILURE: /usr/bin/python3: not found"
     )
 
 

@@ -1,0 +1,424 @@
+# Copyright: (c) 2026, tplabs developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The wait engine: poll many async jobs of one host until they end, kill the rest, report.
+
+Private to the collection (controller side only). Used by the async_wait action and by the
+async_launch action when it waits (``wait: true``); works from any ``ActionBase`` subclass,
+which it is given (nothing global):
+
+    from ansible_collections.tplabs.async_tasks.plugins.plugin_utils._wait import wait_for_jobs
+
+    report = wait_for_jobs(self, jobs, task_vars, WaitOptions(timeout=60.0))
+    result.update(report)
+
+One round trip runs the ``async_job_poll`` module on the host for every unfinished job at once;
+the module reads the job files there for up to ``window`` seconds and returns as soon as no
+job runs. The steps, as core's reboot action separates them: ``wait_until_done`` (the poll
+loop against a monotonic deadline, riding out connection faults), ``kill_unfinished``
+(``on_timeout: kill``) and ``summarise`` (the task result).
+
+Connection faults: a round trip that raises ``AnsibleConnectionFailure`` or ``AnsibleError``
+(a file transfer that fails raises the latter), or whose module fails, is retried after a
+pause (1, 2, 4, then 5 s), the connection reset where the plugin can, until the wait's
+``timeout`` or ``max_connection_failures`` failures in a row. Each retry is shown at -vvv.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ansible.errors import AnsibleConnectionFailure, AnsibleError
+from ansible.plugins.connection import ConnectionBase
+from ansible.utils.display import Display
+
+from ansible_collections.tplabs.async_tasks.plugins.module_utils import _job
+from ansible_collections.tplabs.async_tasks.plugins.plugin_utils._wait_input import (
+    JobEntry,
+    WaitOptions,
+    collect_jobs,
+    ended_state,
+)
+from ansible_collections.tplabs.async_tasks.plugins.plugin_utils._wait_report import (
+    counts,
+    describe,
+    job_messages,
+    job_report,
+    ran,
+)
+
+display = Display()
+
+POLL_MODULE = "tplabs.async_tasks.async_job_poll"
+RETRY_PAUSE = 1.0  # first pause after a failed round trip; doubled each time ...
+MAX_RETRY_PAUSE = 5.0  # ... up to this
+
+
+@dataclass
+class Fault:
+    """One failed round trip."""
+
+    kind: str  # connection | transfer | module
+    message: str
+    at: float  # controller monotonic time it was seen
+
+    @property
+    def unreachable(self) -> bool:
+        return self.kind in ("connection", "transfer")
+
+
+def _fault_of(reply: Any) -> str:
+    if not isinstance(reply, Mapping):
+        return f"no reply (got a {type(reply).__name__})"
+    text = reply.get("msg") or reply.get("module_stderr") or "the reply holds no jobs"
+    return str(text).strip()
+
+
+class JobWaiter:
+    """One wait for the jobs of one host; ``run`` does the three steps and returns the report."""
+
+    def __init__(
+        self,
+        action: Any,
+        task_vars: Mapping | None,
+        options: WaitOptions,
+        entries: list[JobEntry],
+        *,
+        async_dir: str | None = None,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        self.action = action
+        self.task_vars = dict(task_vars or {})
+        self.options = options
+        self.host = self.task_vars.get("inventory_hostname")
+        # Passed as written (maybe with "~"): the module expands it on the host, for the user
+        # the job ran as, exactly as async_wrapper did when it wrote the job file.
+        self.async_dir = async_dir or action.get_shell_option(
+            "async_dir", default=_job.DEFAULT_ASYNC_DIR
+        )
+        self.clock = clock or time.monotonic
+        self.sleep = sleep or time.sleep
+        self.check_mode = bool(getattr(action._task, "check_mode", False))
+        self.entries = list(entries)
+        self.views: dict[str, dict] = {}  # jid -> the latest view from the host
+        self.host_async_dir: str | None = None
+        self.polls = 0
+        self.faults: list[Fault] = []  # failed round trips in a row
+        self.started = self.clock()
+        self.deadline: float | None = None
+        self.timed_out = False
+        self.kill_error = ""
+        self.kill_targets: set[str] = set()
+
+    # -- the three steps ---------------------------------------------------------------
+
+    def run(self) -> dict:
+        self.wait_until_done()
+        self.kill_unfinished()
+        return self.summarise()
+
+    def wait_until_done(self) -> None:
+        """Poll until no job runs, the deadline, a fail_fast failure, or the host is lost."""
+        options = self.options
+        self.started = self.clock()
+        self.deadline = None if options.timeout is None else self.started + options.timeout
+        while True:
+            jids = self.pending_jids()
+            if not jids:
+                return
+            window = options.window if self.deadline is None else min(options.window, self.left())
+            reply = self.round_trip(
+                jids,
+                window=window,
+                interval=options.poll_interval,
+                fail_fast=options.fail_fast,
+                cleanup=options.cleanup,
+            )
+            if reply is None:
+                if self.give_up():
+                    return
+                self.pause_before_retry()
+                continue
+            self.remember(reply)
+            self.show_progress()
+            if options.fail_fast and self.any_failed():
+                return
+            if self.deadline is not None and self.clock() >= self.deadline:
+                self.timed_out = bool(self.pending_jids())
+                return
+            if window == 0 and self.pending_jids():
+                # No long poll on the host: pause here, or the round trips would never stop.
+                self.sleep(options.poll_interval)
+
+    def kill_unfinished(self) -> None:
+        """With on_timeout=kill, stop what still runs after a timeout (one more round trip)."""
+        still = self.pending_jids()
+        if not (self.timed_out and still and self.options.on_timeout == "kill"):
+            return
+        if self.check_mode:
+            return
+        self.kill_targets = set(still)
+        reply, fault = self.call(still, mode="kill", cleanup=self.options.cleanup)
+        if fault is not None:
+            self.kill_error = f"could not kill the unfinished jobs: {fault.message}"
+            return
+        self.remember(reply)
+
+    def summarise(self) -> dict:
+        """The task result: every job in input order, counts, and one message."""
+        returned_at = self.clock()
+        elapsed = returned_at - self.started
+        jobs = [job_report(e, self.views.get(e.jid or "", {}), returned_at) for e in self.entries]
+        tally = counts(jobs)
+        result: dict[str, Any] = {
+            "changed": False,
+            "jobs": jobs,
+            "counts": tally,
+            "finished": tally["pending"] == 0,
+            "pending": tally["pending"],
+            "elapsed": round(elapsed, 3),
+            "polls": self.polls,
+        }
+        if self.host_async_dir:
+            result["async_dir"] = self.host_async_dir
+        warnings, deprecations = job_messages(jobs)
+        if warnings:
+            result["warnings"] = warnings
+        if deprecations:
+            result["deprecations"] = deprecations
+        if self.faults:
+            # The host is gone: removing the remote tmp dir after the task would raise again
+            # and replace this result (which names the jobs) with a bare connection error.
+            self.action._connection._shell.tmpdir = None
+            if self.faults[-1].unreachable:
+                result["unreachable"] = True
+        problems = self.problems(jobs, tally, elapsed)
+        failed_jobs = any(j["failed"] for j in jobs)
+        result["failed"] = bool(
+            self.faults
+            or self.timed_out
+            or self.kill_error
+            or (failed_jobs and self.options.fail_on_job_failure)
+        )
+        result["msg"] = "; ".join(problems) if problems else self.success_message(tally, elapsed)
+        if not problems and tally["total"] and tally["skipped"] == tally["total"]:
+            result["skipped"] = True
+            result["skip_reason"] = result["msg"]
+        return result
+
+    # -- round trips -------------------------------------------------------------------
+
+    def call(self, jids: list[str], **args: Any) -> tuple[dict, Fault | None]:
+        """One run of the poll module; a fault is returned, never raised."""
+        self.polls += 1
+        try:
+            reply = self.action._execute_module(
+                module_name=POLL_MODULE,
+                module_args={"jids": jids, "async_dir": self.async_dir, **args},
+                task_vars=self.task_vars,
+            )
+        except AnsibleConnectionFailure as err:
+            return {}, Fault("connection", f"connection failure: {err}", self.clock())
+        except AnsibleError as err:  # what a failed file transfer raises (local, ssh put_file)
+            return {}, Fault("transfer", f"could not run the poll module: {err}", self.clock())
+        if (
+            not isinstance(reply, Mapping)
+            or reply.get("failed")
+            or not isinstance(reply.get("jobs"), list)
+        ):
+            return {}, Fault("module", _fault_of(reply), self.clock())
+        return dict(reply), None
+
+    def round_trip(self, jids: list[str], **args: Any) -> dict | None:
+        """A poll; on a fault, it is counted (in a row) and None is returned."""
+        reply, fault = self.call(jids, **args)
+        if fault is not None:
+            self.faults.append(fault)
+            return None
+        self.faults.clear()
+        return reply
+
+    def give_up(self) -> bool:
+        """After a fault: stop at the deadline, or after max_connection_failures in a row."""
+        limit = self.options.max_connection_failures
+        if limit and len(self.faults) >= limit:
+            return True
+        return self.deadline is not None and self.clock() >= self.deadline
+
+    def pause_before_retry(self) -> None:
+        failures = len(self.faults)
+        pause = min(RETRY_PAUSE * 2 ** (failures - 1), MAX_RETRY_PAUSE)
+        if self.deadline is not None:
+            pause = min(pause, self.left())
+        limit = self.options.max_connection_failures or "no limit"
+        display.vvv(
+            f"async_wait: round trip {self.polls} failed ({self.faults[-1].message}); "
+            f"{failures} failure(s) in a row (limit {limit}) over {self.fault_span():.1f}s, "
+            f"retrying in {pause:.1f}s",
+            host=self.host,
+        )
+        self.sleep(pause)
+        self.reset_connection()
+
+    def reset_connection(self) -> None:
+        """Reset before a retry, where the connection plugin can (the base one only warns)."""
+        connection = self.action._connection
+        if type(connection).reset is ConnectionBase.reset:
+            return
+        try:
+            connection.reset()
+        except Exception as err:  # a reset that fails is retried by the next poll
+            display.vvv(f"async_wait: connection reset failed: {err}", host=self.host)
+
+    # -- what the host said --------------------------------------------------------------
+
+    def remember(self, reply: Mapping) -> None:
+        """Keep the latest view of each job, its first start time, and when the reply came."""
+        received = self.clock()
+        host_now = reply.get("now")
+        if isinstance(reply.get("async_dir"), str):
+            self.host_async_dir = reply["async_dir"]
+        for job in reply["jobs"]:
+            jid = job.get("jid") if isinstance(job, Mapping) else None
+            if not isinstance(jid, str):
+                continue
+            first_start = self.views.get(jid, {}).get("started_at")
+            view = dict(job, _received=received, _host_now=host_now)
+            if first_start is not None and view.get("started_at") is None:
+                view["started_at"] = first_start
+            if view.get("state") == _job.FINISHED and isinstance(view.get("result"), Mapping):
+                view["state"] = ended_state(view["result"])  # a check-mode skip: skipped
+            self.views[jid] = view
+            if self.host_async_dir is None and isinstance(job.get("path"), str):
+                self.host_async_dir = posixpath.dirname(job["path"])
+
+    def state_of(self, entry: JobEntry) -> str:
+        if entry.state:
+            return entry.state
+        return str(self.views.get(entry.jid or "", {}).get("state") or _job.RUNNING)
+
+    def pending_jids(self) -> list[str]:
+        """Job ids still to read, once each, in input order."""
+        jids = [e.jid for e in self.entries if e.pending and self.state_of(e) in _job.ACTIVE_STATES]
+        return list(dict.fromkeys(j for j in jids if j))
+
+    def any_failed(self) -> bool:
+        return any(self.state_of(e) in _job.FAILED_STATES for e in self.entries)
+
+    def left(self) -> float:
+        return 0.0 if self.deadline is None else max(0.0, self.deadline - self.clock())
+
+    def fault_span(self) -> float:
+        return self.faults[-1].at - self.faults[0].at if self.faults else 0.0
+
+    def show_progress(self) -> None:
+        states = [self.state_of(e) for e in self.entries]
+        pending = sum(1 for s in states if s in _job.ACTIVE_STATES)
+        display.v(
+            f"async_wait: {len(states) - pending}/{len(states)} jobs done, {pending} pending, "
+            f"{self.clock() - self.started:.1f}s elapsed, {self.polls} poll(s)",
+            host=self.host,
+        )
+
+    # -- messages ------------------------------------------------------------------------
+
+    def problems(self, jobs: list[dict], tally: dict, elapsed: float) -> list[str]:
+        """Each reason the wait failed, naming the jobs concerned."""
+        found: list[str] = []
+        if self.faults:
+            what = "lost the host" if self.faults[-1].unreachable else "could not poll the jobs"
+            unfinished = ", ".join(describe(j) for j in jobs if j["state"] in _job.ACTIVE_STATES)
+            found.append(
+                f"{what} after {len(self.faults)} failed round trip(s) in a row over "
+                f"{self.fault_span():.1f}s (the wait ran {elapsed:.1f}s) with "
+                f"{tally['pending']} job(s) unfinished ({unfinished}): {self.faults[-1].message}"
+            )
+        if self.timed_out:
+            found.append(self.timeout_message(jobs, elapsed))
+        if self.kill_error:
+            found.append(self.kill_error)
+        failed = [j for j in jobs if j["failed"] and not self.stopped_by_us(j)]
+        if failed:
+            found.append(
+                f"{len(failed)} of {len(jobs)} job(s) failed: "
+                + "; ".join(f"{describe(j)}: {j['msg']}" for j in failed)
+            )
+            if self.options.fail_fast and tally["pending"]:
+                found.append(f"fail_fast: returned with {tally['pending']} job(s) still running")
+        return found
+
+    def stopped_by_us(self, job: Mapping) -> bool:
+        """A job this wait tried to kill: the timeout message names it, not the failures."""
+        return job["jid"] in self.kill_targets and job["state"] in (_job.KILLED, _job.KILL_FAILED)
+
+    def timeout_message(self, jobs: list[dict], elapsed: float) -> str:
+        killed = [j for j in jobs if self.stopped_by_us(j) and j["state"] == _job.KILLED]
+        not_killed = [j for j in jobs if self.stopped_by_us(j) and j["state"] == _job.KILL_FAILED]
+        running = [
+            j for j in jobs if j["state"] in _job.ACTIVE_STATES and not self.stopped_by_us(j)
+        ]
+        parts = []
+        if killed:
+            parts.append(
+                f"{len(killed)} job(s) killed: "
+                + "; ".join(f"{describe(j)} ran {ran(j)}" for j in killed)
+            )
+        if not_killed:
+            parts.append(
+                f"{len(not_killed)} job(s) that could not be killed (they may still run): "
+                + "; ".join(f"{describe(j)}: {j['msg']}" for j in not_killed)
+            )
+        if running:
+            parts.append(
+                f"{len(running)} job(s) still running: "
+                + "; ".join(f"{describe(j)} ran {ran(j)}" for j in running)
+            )
+        timeout = self.options.timeout or 0.0
+        return f"timed out after {elapsed:.1f}s (timeout {timeout:g}s) with " + (
+            ", ".join(parts) or "no job left running (they ended before the kill)"
+        )
+
+    def success_message(self, tally: dict, elapsed: float) -> str:
+        if not tally["total"]:
+            return "no jobs to wait for"
+        if tally["skipped"] == tally["total"]:
+            return "every job was skipped: nothing to wait for"
+        return (
+            f"{tally['finished']} job(s) finished in {elapsed:.1f}s with {self.polls} poll(s)"
+            + (f", {tally['skipped']} skipped" if tally["skipped"] else "")
+        )
+
+
+def wait_for_jobs(
+    action: Any,
+    jobs: Any,
+    task_vars: Mapping | None,
+    options: WaitOptions | None = None,
+    *,
+    async_dir: str | None = None,
+    clock: Callable[[], float] | None = None,
+    sleep: Callable[[float], None] | None = None,
+) -> dict:
+    """Wait for ``jobs`` (what async_wait's ``jobs`` accepts, or ``collect_jobs`` entries).
+
+    Returns the wait's report (contract: async_wait's result without ActionBase's own keys).
+    """
+    entries = jobs if _are_entries(jobs) else collect_jobs(jobs)
+    waiter = JobWaiter(
+        action,
+        task_vars,
+        options or WaitOptions(),
+        entries,
+        async_dir=async_dir,
+        clock=clock,
+        sleep=sleep,
+    )
+    return waiter.run()
+
+
+def _are_entries(jobs: Any) -> bool:
+    return isinstance(jobs, list) and bool(jobs) and all(isinstance(j, JobEntry) for j in jobs)
