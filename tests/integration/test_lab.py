@@ -35,8 +35,32 @@ FIRST_INCUS_TASK = "List the existing Incus instances"
         ({"lab_instances": ["host1", "host1"]}, ["lab_instances lists a name twice: host1, host1"]),
         ({"lab_state": "started"}, ["lab_state", "present, absent", "got: started"]),
         ({"lab_ready_timeout": "soon"}, ["lab_ready_timeout", "int"]),
+        ({"lab_transport": "winrm"}, ["lab_transport", "incus, ssh", "got: winrm"]),
+        (
+            {"lab_transport": "ssh", "lab_remote": "far"},
+            ['lab_transport: ssh needs the local Incus', 'lab_remote \\"far\\"'],
+        ),
+        (
+            {"lab_transport": "ssh", "lab_ssh_port_base": 65534},
+            ["lab_ssh_port_base: 65534 leaves no room for 3 ports", "0 picks free ports"],
+        ),
+        (
+            {"lab_transport": "ssh", "lab_ssh_port_base": 22},
+            ["lab_ssh_port_base: 22 leaves no room"],
+        ),
     ],
-    ids=["empty", "bad-names", "too-long", "duplicate", "bad-state", "bad-timeout"],
+    ids=[
+        "empty",
+        "bad-names",
+        "too-long",
+        "duplicate",
+        "bad-state",
+        "bad-timeout",
+        "bad-transport",
+        "ssh-remote",
+        "ssh-ports-high",
+        "ssh-ports-low",
+    ],
 )
 def test_bad_input_fails_before_incus(extra: dict, expected: list[str]) -> None:
     run = playbook("playbooks/step0.yml", "-e", json.dumps(extra))
