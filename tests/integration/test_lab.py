@@ -38,7 +38,7 @@ FIRST_INCUS_TASK = "List the existing Incus instances"
         ({"lab_transport": "winrm"}, ["lab_transport", "incus, ssh", "got: winrm"]),
         (
             {"lab_transport": "ssh", "lab_remote": "far"},
-            ['lab_transport: ssh needs the local Incus', 'lab_remote \\"far\\"'],
+            ["lab_transport: ssh needs the local Incus", 'lab_remote \\"far\\"'],
         ),
         (
             {"lab_transport": "ssh", "lab_ssh_port_base": 65534},
