@@ -15,7 +15,7 @@ STAGE := scripts/stage
 # make demo: lab step 5 with short jobs (the lab's own values are the role defaults).
 DEMO_ARGS ?= -e throttle_seconds=5 -e throttle_delay=1
 
-.PHONY: help venv install demo test test-matrix stress lint sanity unit integration molecule molecule-run incus lab lab-down bench clean
+.PHONY: help venv install dev check demo test test-matrix stress lint sanity unit integration molecule molecule-run incus lab lab-down bench clean
 
 help:
 	@echo "make demo      set up .venv + the collection, run the main job on 3 local hosts"
@@ -25,6 +25,9 @@ help:
 	@echo "make lab       create the Incus lab (host1..host3); make lab-down deletes it"
 	@echo "               (LAB_TRANSPORT=ssh: also over SSH, inventories/incus-ssh.yml)"
 	@echo "make bench     run the benchmarks (benchmarks/README.md)"
+	@echo "make check STEP=<0-9|challenge> [FILE=answer] [INVENTORY=inventories/incus.yml] [LANG=fr]"
+	@echo "               grade a lab step on the hosts (exercises/README.md)"
+	@echo "make dev       roles and plugins edits count at once (no make install)"
 
 $(VENV)/.installed: requirements.txt
 	@command -v $(PYTHON) >/dev/null || { echo "python3 is required" >&2; exit 1; }
@@ -39,6 +42,19 @@ venv: $(VENV)/.installed
 
 install: venv
 	$(STAGE) install -- scripts/install-collection $(COLLECTIONS)
+
+# make dev: ansible-playbook run from the repo root finds tplabs.async_tasks in the work tree
+# (ansible.cfg looks in .cache/collections first), so an edit counts at once.
+dev:
+	mkdir -p .cache/collections/ansible_collections/tplabs
+	ln -sfn $(CURDIR) .cache/collections/ansible_collections/tplabs/async_tasks
+
+# make check STEP=3 [FILE=exercises/answers/step3.yml] [INVENTORY=...] [LANG=fr]: run the
+# answer (default: the reference playbook) against the lab and grade it on the hosts.
+INVENTORY ?= inventories/local.yml
+check: venv dev
+	@[ -n "$(STEP)" ] || { echo "usage: make check STEP=<0-9|challenge> [FILE=...] [INVENTORY=...]" >&2; exit 2; }
+	ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/.cache/collections $(BIN)/python -m lab.checker "$(STEP)" --file "$(FILE)" --inventory "$(INVENTORY)"
 
 demo: install
 	mkdir -p reports
