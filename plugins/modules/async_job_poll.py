@@ -18,33 +18,44 @@ description:
     not UTF-8, not JSON, nested too deep, a symbolic link, a FIFO, a job id too long for a
     file name) is reported for that job alone, as C(corrupt) or C(unknown) with the reason.
   - "What is killed (O(mode=kill)): only the processes tied to the job with certainty, and
-    only their process groups that hold nothing else. For ansible-core's async_wrapper, a
+    only through process groups that hold nothing else. For ansible-core's async_wrapper, a
     wrapper process is one whose command line has the wrapper script followed by exactly the
     job id's prefix (an interpreter shim before it is fine), owned by the job file's owner,
     started before the job file was written; then the members of its session (whose leader
     has exited) and their descendants. For async_launch jobs, the process and group the job
-    record names, with the same pid and start time. Never process group 0, 1, a negative
-    one, the module's own group or session. A job is reported C(killed) only once its
-    processes are seen gone; otherwise C(kill_failed) with the reason (not allowed, not
-    ours, no C(/proc), not tied with certainty, still alive after SIGKILL) and its job file
-    left as it was. A job id without a job file is C(unknown) and nothing is signalled.
-    (Tests: test_kill_* in tests/unit/plugins/modules/test_async_job_poll_hostile.py.)"
+    record names, with the same pid and start time (never the launch's supervisor). Never
+    process group 0, 1, a negative one, the module's own group or session. A job is
+    reported C(killed) only once its processes are seen gone; otherwise C(kill_failed) with
+    the reason (not ours, no C(/proc), not tied with certainty, still alive after SIGKILL)
+    and its job file left as it was. A job id without a job file is C(unknown) and nothing
+    is signalled. Tests: test_kill_of_a_root_job_by_another_user_is_kill_failed,
+    test_kill_of_a_wrong_jid_without_job_file_signals_nothing,
+    test_kill_without_proc_is_kill_failed, test_kill_is_reported_only_once_the_processes_are_gone,
+    test_kill_spares_processes_that_started_after_the_job_file (unit, hostile host);
+    test_forbidden_groups, test_a_group_shared_with_a_stranger_is_never_signalled_whole (unit,
+    _proc)."
   - "After a verified kill, the launch's temporary directory named on the wrapper's command
     line (it holds the module and its arguments, secrets included) is removed, as
     async_wrapper itself does at the end of a job, unless the launch kept it
-    (C(-preserve_tmp), keep_remote_files). (Test: test_kill_removes_the_launch_tmp_dir.)"
+    (C(-preserve_tmp), keep_remote_files). Test: test_kill_removes_the_launch_tmp_dir."
   - "When C(orphaned) is said: the job file says running, no process of the job is left in
     two reads of the process table, and the job file has not changed since before the first
     of them (a job writes its result before its processes exit). The boot time only adds to
     the message. No verdict without a process table (no C(/proc)), or for a job of another
     user whose processes this user cannot see: the job stays C(running) with the reason in
-    C(msg). (Tests: test_orphan_* and test_live_job_is_never_orphaned_*.)"
-  - "What is never written or followed: nothing is written outside the job files of the
-    given job ids; reads open job files with O_NOFOLLOW and O_NONBLOCK and refuse anything
-    but a regular file; the kill record is written to a new file (O_EXCL, a name of its own)
+    C(msg). Tests: test_live_job_is_never_orphaned_after (clock-step, restored-snapshot,
+    copied-file), test_live_job_is_never_orphaned_behind_an_interpreter_shim,
+    test_live_job_is_never_orphaned_without_proc, test_orphan_needs_no_process_and_an_unchanged_file,
+    test_a_lookalike_of_another_user_does_not_keep_a_dead_job_alive,
+    test_a_job_that_ends_while_it_looks_dead_is_not_orphaned."
+  - "What is never written or followed: nothing is written but the job files of the given
+    job ids; reads open job files with O_NOFOLLOW and O_NONBLOCK and refuse anything but a
+    regular file; the kill record is written to a new file (O_EXCL, a name of its own)
     renamed over the job file, so a planted C(<jid>.tmp) link is never followed; a job id
-    that is not C(j<1-18 digits>.<1-10 digits>) is never turned into a path.
-    (Tests: test_never_follows_*, test_bad_job_ids_*.)"
+    that is not C(j<1-18 digits>.<1-10 digits>) is never turned into a path. Tests:
+    test_never_follows_a_planted_tmp_link_when_killing, test_never_follows_a_symlinked_job_file,
+    test_one_bad_file_stays_that_jobs, test_a_bad_job_id_is_reported_and_never_a_path."
+  - The collection's C(docs/async_wait-guarantees.md) details each guarantee and its tests.
 options:
   jids:
     description: Job ids to look at.
