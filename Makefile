@@ -15,7 +15,7 @@ STAGE := scripts/stage
 # make demo: lab step 5 with short jobs (the lab's own values are the role defaults).
 DEMO_ARGS ?= -e throttle_seconds=5 -e throttle_delay=1
 
-.PHONY: help venv install dev check demo test test-matrix stress lint sanity unit integration molecule molecule-run incus lab lab-down bench clean
+.PHONY: help venv install dev check demo test test-matrix stress lint sanity unit integration molecule molecule-run incus lab lab-down bench clean runner-demo
 
 help:
 	@echo "make demo      set up .venv + the collection, run the main job on 3 local hosts"
@@ -25,6 +25,7 @@ help:
 	@echo "make lab       create the Incus lab (host1..host3); make lab-down deletes it"
 	@echo "               (LAB_TRANSPORT=ssh: also over SSH, inventories/incus-ssh.yml)"
 	@echo "make bench     run the benchmarks (benchmarks/README.md)"
+	@echo "make runner-demo  lab step 5 through ansible-runner (artifacts in build/runner-demo)"
 	@echo "make check STEP=<0-9|challenge> [FILE=answer] [INVENTORY=inventories/incus.yml] [LANG=fr]"
 	@echo "               grade a lab step on the hosts (exercises/README.md)"
 	@echo "make dev       roles and plugins edits count at once (no make install)"
@@ -120,6 +121,10 @@ lab: install incus
 
 lab-down: install
 	ansible-playbook playbooks/lab_down.yml -i inventories/incus.yml -e lab_transport=$(LAB_TRANSPORT)
+
+# Lab step 5 through ansible-runner (as AWX runs it), in build/runner-demo; artifacts there.
+runner-demo: install
+	scripts/runner-demo
 
 bench: install
 	python benchmarks/async_wait.py
