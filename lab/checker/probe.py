@@ -1,0 +1,108 @@
+# Copyright: (c) 2026, tplabs developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What the checker looks at on a host, in one round trip (runs there: stdlib, Python 3.7+).
+
+Run as ``python3 -c SOURCE REQUESTS HOST``; REQUESTS is JSON, {host: request}, each with ``async_dir`` (may hold ``~``),
+``jobs`` ({jid: text that the job's processes carry on their command line}) and ``files``
+(paths). Prints JSON: the host's ``now``, the async dir expanded here, and for each job its
+job file (parsed record, mtime) with the command-module ``start``/``end`` turned into epoch
+seconds on this host's clock and time zone, and the processes still carrying its jid; for
+each file whether it exists, its mtime and its first 4 KiB.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from datetime import datetime
+
+LIMIT = 4096
+MODULE_TIME = "%Y-%m-%d %H:%M:%S.%f"
+
+
+def epoch(text):
+    try:
+        return time.mktime(datetime.strptime(text, MODULE_TIME).timetuple()) + (
+            datetime.strptime(text, MODULE_TIME).microsecond / 1e6
+        )
+    except (TypeError, ValueError):
+        return None
+
+
+def processes(needles):
+    found = {needle: [] for needle in needles}
+    me = os.getpid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                cmdline = handle.read().replace(b"\0", b" ").decode("utf-8", "replace")
+        except OSError:
+            continue
+        for needle in needles:
+            if needle and needle in cmdline:
+                found[needle].append(int(entry))
+    return found
+
+
+def job(path):
+    out = {"path": path, "exists": os.path.isfile(path)}
+    if not out["exists"]:
+        return out
+    try:
+        out["mtime"] = os.stat(path).st_mtime
+        with open(path, "rb") as handle:
+            raw = handle.read(1024 * 1024)
+        record = json.loads(raw.decode("utf-8"))
+    except (OSError, ValueError) as err:
+        out["error"] = str(err)
+        return out
+    if isinstance(record, dict):
+        for key in ("stdout", "stderr"):
+            if isinstance(record.get(key), str):
+                record[key] = record[key][:LIMIT]
+        record.pop("stdout_lines", None)
+        record.pop("stderr_lines", None)
+        out["record"] = record
+        out["start"] = epoch(record.get("start"))
+        out["end"] = epoch(record.get("end"))
+    else:
+        out["error"] = "not a JSON object"
+    return out
+
+
+def main(requests, host):
+    request = requests.get(host, {})
+    async_dir = os.path.expanduser(request.get("async_dir") or "~/.ansible_async")
+    jobs = request.get("jobs") or {}
+    running = processes(sorted(set(jobs.values())))
+    reply = {
+        "now": time.time(),
+        "python": sys.version.split()[0],
+        "async_dir": async_dir,
+        "jobs": {},
+        "files": {},
+    }
+    for jid, needle in jobs.items():
+        found = job(os.path.join(async_dir, jid))
+        found["pids"] = running.get(needle, [])
+        reply["jobs"][jid] = found
+    for path in request.get("files") or []:
+        path = os.path.expanduser(path)
+        item = {"exists": os.path.isfile(path)}
+        if item["exists"]:
+            try:
+                item["mtime"] = os.stat(path).st_mtime
+                with open(path, "rb") as handle:
+                    item["text"] = handle.read(LIMIT).decode("utf-8", "replace")
+            except OSError as err:
+                item["error"] = str(err)
+        reply["files"][path] = item
+    print(json.dumps(reply))
+
+
+if __name__ == "__main__":
+    main(json.loads(sys.argv[1]), sys.argv[2])

@@ -1,0 +1,157 @@
+# Copyright: (c) 2026, tplabs developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What the recorder callback saw of a run: tasks, results, background jobs, waits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+WAIT_ACTIONS = {
+    "ansible.builtin.async_status": "async_status",
+    "ansible.legacy.async_status": "async_status",
+    "async_status": "async_status",
+    "tplabs.async_tasks.async_wait": "async_wait",
+    "async_wait": "async_wait",
+}
+LAUNCH_ACTIONS = {"tplabs.async_tasks.async_launch", "async_launch"}
+FINAL = {"ok", "failed", "ignored", "skipped", "unreachable"}
+
+
+def number(value: Any, default: int = 0) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+@dataclass
+class Task:
+    uuid: str
+    name: str
+    action: str
+    async_val: int
+    poll: int
+    throttle: int
+    failed_when: list[str]
+    loop: bool
+    play: int
+
+    @property
+    def background(self) -> bool:
+        """A core async launch that does not wait (async > 0, poll 0)."""
+        return self.async_val > 0 and self.poll == 0
+
+    @property
+    def waiter(self) -> str:
+        return WAIT_ACTIONS.get(self.action, "")
+
+
+@dataclass
+class Result:
+    task: Task
+    host: str
+    status: str
+    at: float
+    result: dict[str, Any]
+    started_at: float | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.status in {"failed", "unreachable"}
+
+
+@dataclass
+class Job:
+    """One background job a task launched on a host."""
+
+    host: str
+    jid: str
+    task: Task
+    launched_at: float  # controller time when the launch task returned for this host
+    result: dict[str, Any] = field(default_factory=dict)
+
+
+def _failed_when(value: Any) -> list[str]:
+    if value is None:
+        return []
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+
+
+class Record:
+    def __init__(self, doc: dict[str, Any]) -> None:
+        self.doc = doc
+        self.tasks: dict[str, Task] = {}
+        for t in doc.get("tasks", []):
+            self.tasks[t["uuid"]] = Task(
+                uuid=t["uuid"],
+                name=t.get("name") or "",
+                action=t.get("action") or "",
+                async_val=number(t.get("async")),
+                poll=number(t.get("poll"), 15),
+                throttle=number(t.get("throttle")),
+                failed_when=_failed_when(t.get("failed_when")),
+                loop=bool(t.get("loop")),
+                play=number(t.get("play")),
+            )
+        self.results: list[Result] = []
+        starts: dict[tuple[str, str], float] = {}
+        for r in doc.get("results", []):
+            task = self.tasks.get(r["task"])
+            if task is None:
+                continue
+            fields = r.get("fields") or {}
+            if "async_val" in fields:
+                task.async_val = number(fields["async_val"])
+            if "poll" in fields:
+                task.poll = number(fields["poll"], 15)
+            if "throttle" in fields:
+                task.throttle = number(fields["throttle"])
+            if r["status"] == "start":
+                starts[(r["task"], r["host"])] = r["at"]
+            elif r["status"] in FINAL:
+                started = starts.pop((r["task"], r["host"]), None)
+                self.results.append(
+                    Result(task, r["host"], r["status"], r["at"], r.get("result") or {}, started)
+                )
+
+    @property
+    def complete(self) -> bool:
+        return "stats" in self.doc
+
+    @property
+    def ended(self) -> float | None:
+        return self.doc.get("ended")
+
+    def stats(self, host: str) -> dict[str, int]:
+        return self.doc.get("stats", {}).get(host, {})
+
+    def jobs(self) -> list[Job]:
+        """Every job a core async task launched, per host (loop items included)."""
+        jobs = []
+        for res in self.results:
+            if res.task.async_val <= 0 and res.task.action not in LAUNCH_ACTIONS:
+                continue
+            parts = (
+                res.result.get("results")
+                if isinstance(res.result.get("results"), list)
+                else [res.result]
+            )
+            for part in parts:
+                jids = [part.get("ansible_job_id")] + [
+                    j.get("jid") for j in part.get("jobs") or [] if isinstance(j, dict)
+                ]
+                for jid in jids:
+                    if isinstance(jid, str) and jid:
+                        jobs.append(Job(res.host, jid, res.task, res.at, part))
+        return jobs
+
+    def background_jobs(self) -> list[Job]:
+        return [j for j in self.jobs() if j.task.background]
+
+    def waits(self) -> list[Result]:
+        """Results of the tasks that waited for jobs (async_status, async_wait)."""
+        return [r for r in self.results if r.task.waiter and r.status != "skipped"]
+
+    def task_results(self, task: Task) -> list[Result]:
+        return [r for r in self.results if r.task.uuid == task.uuid]

@@ -1,0 +1,250 @@
+# Copyright: (c) 2026, tplabs developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Step 8 (objective 7), step 9 (objective 9) and the challenge (objective 10)."""
+
+from __future__ import annotations
+
+from .common import Context, Grade, by_host, job_model, look, max_running, seconds
+from .run import Run
+from .steps_play import HINT_WAIT, all_waited, launched, reported_finished, run_ok, wait_saw
+
+CHALLENGE_FILE = "/tmp/async-done.txt"
+CHALLENGE_TEXT = "Async OK"
+
+
+def grade_step8(ctx: Context, run: Run, hosts: list[str]) -> Grade:
+    grade = Grade()
+    if not run_ok(grade, run):
+        return grade
+    jobs = launched(grade, run, hosts)
+    if not jobs:
+        return grade
+    seen, _ = look(ctx, jobs)
+    if not all_waited(grade, seen):
+        return grade
+    for host, mine in sorted(by_host(seen).items()):
+        if len(mine) < 2:
+            grade.lack(
+                (
+                    "{host}: only {n} background job (at least 2 are grouped in this step)",
+                    "{host} : une seule tâche de fond ({n}) (cette étape en regroupe au moins 2)",
+                ),
+                (
+                    "launch several jobs with poll: 0, e.g. a loop over the commands, registered once",
+                    "lancez plusieurs tâches avec poll: 0, par exemple une boucle sur les commandes, enregistrée une fois",
+                ),
+                host=host,
+                n=len(mine),
+            )
+            continue
+        waiters = {
+            r["task"]
+            for s in mine
+            for r in wait_saw(run.record, host, s.job.jid)
+            if reported_finished(r)
+        }
+        unseen = [
+            s.job.jid
+            for s in mine
+            if not any(reported_finished(r) for r in wait_saw(run.record, host, s.job.jid))
+        ]
+        if unseen:
+            grade.lack(
+                (
+                    "{host}: no wait reported job(s) {jids} finished",
+                    "{host} : aucune attente n'a vu finir la ou les tâches {jids}",
+                ),
+                (
+                    "wait for all of them in one task: async_status in a loop over the launch's results, or tplabs.async_tasks.async_wait",
+                    "attendez-les toutes dans une seule tâche : async_status en boucle sur les résultats du lancement, ou tplabs.async_tasks.async_wait",
+                ),
+                host=host,
+                jids=", ".join(unseen),
+            )
+            continue
+        if len(waiters) > 1:
+            grade.lack(
+                (
+                    "{host}: the jobs were waited for by {n} tasks ({tasks}), not grouped in one",
+                    "{host} : les tâches ont été attendues par {n} tâches ({tasks}), pas regroupées en une",
+                ),
+                (
+                    'one task: `loop: "{{{{ jobs.results }}}}"` with async_status, or async_wait with `jobs: "{{{{ jobs }}}}"`',
+                    'une seule tâche : `loop: "{{{{ jobs.results }}}}"` avec async_status, ou async_wait avec `jobs: "{{{{ jobs }}}}"`',
+                ),
+                host=host,
+                n=len(waiters),
+                tasks=", ".join(sorted(waiters)),
+            )
+            continue
+        spans = [s.span for s in mine if s.span]
+        failed = [s.job.jid for s in mine if s.state in job_model().FAILED_STATES]
+        grade.see(
+            "{host}: {n} jobs, at most {most} running at once, all waited for by {task!r}{failed}",
+            "{host} : {n} tâches, au plus {most} en même temps, toutes attendues par {task!r}{failed}",
+            host=host,
+            n=len(mine),
+            most=max_running(spans) if len(spans) == len(mine) else "?",
+            task=next(iter(waiters)),
+            failed=f" (failed: {', '.join(failed)})" if failed else "",
+        )
+    return grade
+
+
+def sync_spans(run: Run, host: str, shortest: float) -> list[tuple[float, float]]:
+    """Synchronous command runs on a host long enough to be the work (the module's own start/end)."""
+    from datetime import datetime
+
+    spans = []
+    for res in run.record.results:
+        if res.host != host or res.task.async_val > 0 or res.status != "ok":
+            continue
+        parts = (
+            res.result.get("results")
+            if isinstance(res.result.get("results"), list)
+            else [res.result]
+        )
+        for part in parts:
+            try:
+                start = datetime.strptime(part["start"], "%Y-%m-%d %H:%M:%S.%f").timestamp()
+                end = datetime.strptime(part["end"], "%Y-%m-%d %H:%M:%S.%f").timestamp()
+            except (KeyError, TypeError, ValueError):
+                continue
+            if end - start >= shortest * 0.8:
+                spans.append((start, end))
+    return spans
+
+
+def grade_step9(ctx: Context, run: Run, hosts: list[str]) -> Grade:
+    grade = Grade()
+    if not run_ok(grade, run):
+        return grade
+    jobs = launched(grade, run, hosts)
+    if not jobs:
+        return grade
+    seen, _ = look(ctx, jobs)
+    if not all_waited(grade, seen):
+        return grade
+    for host, mine in sorted(by_host(seen).items()):
+        spans = [s.span for s in mine if s.span]
+        if not spans:
+            continue
+        shortest = min(b - a for a, b in spans)
+        sync = sync_spans(run, host, shortest)
+        if len(sync) < 2:
+            grade.lack(
+                (
+                    "{host}: the same work was not also run synchronously ({n} long synchronous command(s))",
+                    "{host} : le même travail n'a pas aussi été fait en synchrone ({n} commande(s) synchrone(s) longue(s))",
+                ),
+                (
+                    "first run the jobs one after the other (a loop, no async), then the same jobs with async + poll 0, and compare",
+                    "faites d'abord tourner les tâches l'une après l'autre (une boucle, sans async), puis les mêmes avec async + poll 0, et comparez",
+                ),
+                host=host,
+                n=len(sync),
+            )
+            continue
+        sync_wall = max(b for _, b in sync) - min(a for a, _ in sync)
+        async_wall = max(b for _, b in spans) - min(a for a, _ in spans)
+        if async_wall >= sync_wall:
+            grade.lack(
+                (
+                    "{host}: the asynchronous run ({a} s) was not shorter than the synchronous one ({s} s)",
+                    "{host} : la version asynchrone ({a} s) n'a pas été plus courte que la synchrone ({s} s)",
+                ),
+                (
+                    "launch every job with poll: 0 before waiting for any",
+                    "lancez toutes les tâches avec poll: 0 avant d'en attendre une",
+                ),
+                host=host,
+                a=seconds(async_wall),
+                s=seconds(sync_wall),
+            )
+            continue
+        grade.see(
+            "{host}: {n} jobs one after the other {s} s, the same jobs in the background {a} s (at most {most} at once): {g} s gained, x{x}",
+            "{host} : {n} tâches l'une après l'autre {s} s, les mêmes en arrière-plan {a} s (au plus {most} ensemble) : {g} s gagnées, x{x}",
+            host=host,
+            n=len(sync),
+            s=seconds(sync_wall),
+            a=seconds(async_wall),
+            most=max_running(spans),
+            g=seconds(sync_wall - async_wall),
+            x=f"{sync_wall / async_wall:.2f}",
+        )
+    return grade
+
+
+def grade_challenge(ctx: Context, run: Run, hosts: list[str]) -> Grade:
+    grade = Grade()
+    if not run_ok(grade, run):
+        return grade
+    jobs = launched(grade, run, hosts)
+    seen, views = look(ctx, jobs, files=[CHALLENGE_FILE])
+    for host in hosts:
+        view = views.get(host) or ctx.hosts.probe([host], files=[CHALLENGE_FILE])[host]
+        found = view.files.get(CHALLENGE_FILE, {})
+        text = (found.get("text") or "").strip()
+        fresh = found.get("mtime", 0) >= run.started - 1
+        if text != CHALLENGE_TEXT or not fresh:
+            grade.lack(
+                (
+                    "{host}: {path} holds {text!r}{stale}, not {want!r}",
+                    "{host} : {path} contient {text!r}{stale}, pas {want!r}",
+                ),
+                (
+                    "the background command writes it: `sleep 5 && echo 'Async OK' > /tmp/async-done.txt`",
+                    "la commande de fond l'écrit : `sleep 5 && echo 'Async OK' > /tmp/async-done.txt`",
+                ),
+                host=host,
+                path=CHALLENGE_FILE,
+                text=text if found.get("exists") else None,
+                stale="" if fresh or not found.get("exists") else " (from an earlier run)",
+                want=CHALLENGE_TEXT,
+            )
+            continue
+        mine = [s for s in seen if s.job.host == host]
+        if not mine:
+            continue
+        s = mine[0]
+        returned = s.host_time(s.job.launched_at)
+        if found["mtime"] <= returned:
+            grade.lack(
+                (
+                    "{host}: the launch returned after the file was written: it waited",
+                    "{host} : le lancement a rendu la main après l'écriture du fichier : il a attendu",
+                ),
+                HINT_WAIT_ASYNC,
+                host=host,
+            )
+            continue
+        waits = [r for r in wait_saw(run.record, host, s.job.jid) if reported_finished(r)]
+        if not waits:
+            grade.lack(
+                (
+                    "{host}: no async_status or async_wait task waited for job {jid}",
+                    "{host} : aucune tâche async_status ou async_wait n'a attendu la tâche {jid}",
+                ),
+                HINT_WAIT,
+                host=host,
+                jid=s.job.jid,
+            )
+            continue
+        grade.see(
+            "{host}: {path} holds {want!r}, written {late} s after the launch returned; {task!r} ({waiter}) waited for it",
+            "{host} : {path} contient {want!r}, écrit {late} s après le retour du lancement ; {task!r} ({waiter}) l'a attendu",
+            host=host,
+            path=CHALLENGE_FILE,
+            want=CHALLENGE_TEXT,
+            late=seconds(found["mtime"] - returned),
+            task=waits[-1]["task"],
+            waiter=waits[-1]["waiter"],
+        )
+    return grade
+
+
+HINT_WAIT_ASYNC = (
+    "launch with `async:` and `poll: 0`, then wait in a second task",
+    "lancez avec `async:` et `poll: 0`, puis attendez dans une seconde tâche",
+)
