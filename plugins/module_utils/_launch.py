@@ -43,7 +43,6 @@ from typing import Any, Callable
 
 from ansible_collections.tplabs.async_tasks.plugins.module_utils._job import (
     FAILED,
-    KILLED,
     PROCESS_KEY,
     QUEUED,
     QUEUED_KEY,
@@ -147,9 +146,12 @@ def command_result(
 
 def start_failure(spec: JobSpec, error: OSError, chdir_failed: bool) -> dict:
     """What command returns when it cannot run at all (rc is the errno, as core's)."""
-    msg = str(error)
-    if chdir_failed:
-        msg = f"Unable to change directory before execution: {msg}"
+    # Core says "Error executing command." and leaves the reason in an exception that
+    # async_status does not show: the reason is part of the message here.
+    what = (
+        "Unable to change directory before execution" if chdir_failed else "Error executing command"
+    )
+    msg = f"{what}: {error}"
     return {
         "changed": False,
         "cmd": spec.cmd,
@@ -329,7 +331,19 @@ class Supervisor:
 
     def _fill_slots(self) -> None:
         while self.queue and len(self.running) < self.slots and not self.stopping:
-            self._spawn(self.queue.pop(0))
+            job = self.queue.pop(0)
+            if self.launching or not self._withdrawn(job):
+                self._spawn(job)
+
+    def _withdrawn(self, job: Job) -> bool:
+        """A queued job whose record a waiter replaced (killed it) is never started."""
+        found = read_job_file(job.path)
+        if found.kind == "record" and found.state == QUEUED:
+            return False
+        if found.kind == "missing":
+            return False  # removed by hand: run it and write its result as promised
+        self.notify({"end": job.jid, "started_at": None, "ended_at": time.time()})
+        return True
 
     def _read(self, fd: int, job: Job) -> None:
         try:
@@ -373,16 +387,17 @@ class Supervisor:
                 self._finish(job, job.result)
 
     def _settle_dying(self, now: float) -> None:
-        """Record the end of jobs killed from outside, unless their killer already did."""
+        """Record the end of jobs killed from outside, unless their killer already did
+        (their file no longer holds the running record)."""
         for job in list(self.dying):
             if now < job.record_at:
                 continue
             self.dying.remove(job)
             found = read_job_file(job.path)
-            if found.kind == "record" and found.state == KILLED:
-                self.notify({"end": job.jid, "started_at": job.started_at, "ended_at": time.time()})
-            else:
+            if found.kind == "record" and found.state == RUNNING:
                 self._finish(job, job.result)
+            else:  # recorded killed, and maybe already cleaned up, by its killer: leave it
+                self.notify({"end": job.jid, "started_at": job.started_at, "ended_at": time.time()})
 
     def _enforce_limits(self) -> None:
         now = time.monotonic()

@@ -247,19 +247,44 @@ def test_jobs_die_with_a_killed_supervisor_and_their_records_stay_running(async_
 
 def test_a_job_killed_from_outside_is_recorded_after_a_grace(async_dir: Path, monkeypatch) -> None:
     monkeypatch.setattr(_launch, "OUTSIDE_KILL_GRACE", 1.0)
-    reader, first = start(async_dir, [{"argv": ["sleep", "300"]}, {"argv": ["sleep", "300"]}])
+    reader, first = start(async_dir, [{"argv": ["sleep", "300"]} for _ in range(3)])
     paths = [async_dir / job["jid"] for job in first["jobs"]]
     groups = [read_job_file(str(path)).record[PROCESS_KEY]["job"]["pgid"] for path in paths]
-    # The first is killed by someone who records nothing; the second as async_wait does it:
-    # its processes gone, then its `killed` record.
-    os.killpg(groups[0], signal.SIGTERM)
-    os.killpg(groups[1], signal.SIGTERM)
-    assert wait_until(lambda: gone(groups[1]))
+    # The first is killed by someone who records nothing; the others as async_wait does it:
+    # processes gone, then the `killed` record (then, with cleanup, no file at all).
+    for group in groups:
+        os.killpg(group, signal.SIGTERM)
+    assert wait_until(lambda: all(gone(group) for group in groups))
     killed = {"started": True, "finished": True, "failed": True, KILLED_MARK: True}
     write_job_file(str(paths[1]), killed)
-    records = finish(async_dir, reader, first)
-    assert records[0]["rc"] == -signal.SIGTERM and records[0]["failed"] is True
-    assert records[1] == killed
+    paths[2].unlink()
+    jids = [job["jid"] for job in first["jobs"]]
+    ends = _launch.wait_for_ends(reader, jids, 60)
+    reader.close()
+    assert set(ends) == set(jids)
+    record = read_job_file(str(paths[0])).record
+    assert record["rc"] == -signal.SIGTERM and record["failed"] is True
+    assert read_job_file(str(paths[1])).record == killed
+    assert not paths[2].exists()
+
+
+def test_a_queued_job_whose_record_a_waiter_replaced_never_starts(
+    async_dir: Path, tmp_path: Path
+) -> None:
+    go, ran = tmp_path / "go", tmp_path / "ran"
+    jobs = [
+        {"shell": f"while [ ! -e {go} ]; do sleep 0.05; done"},
+        {"shell": f"touch {ran}"},
+        {"argv": ["true"]},
+    ]
+    reader, first = start(async_dir, jobs, slots=1)
+    killed = {"started": True, "finished": True, "failed": True, KILLED_MARK: True}
+    write_job_file(str(async_dir / first["jobs"][1]["jid"]), killed)
+    go.touch()
+    held, withdrawn, last = finish(async_dir, reader, first)
+    assert held["rc"] == 0 and last["rc"] == 0
+    assert withdrawn == killed
+    assert not ran.exists()
 
 
 # --- detaching ----------------------------------------------------------------------------
