@@ -345,7 +345,10 @@ def test_step9_time_gained_with_time_saved(tmp_path):
     sync_play = plays["Step 9 - the work, synchronously"]
     async_play = plays["Step 9 - the same work, asynchronously"]
     assert sync_play["wall"] > async_play["wall"]
-    assert max(t["max_concurrent_jobs"] or 0 for t in async_play["tasks"]) >= 2
+    # The callback sees the jobs overlap whenever the hosts' own timestamps show it (a launch
+    # loop under heavy load can take longer per item than a 6 s job: then nothing overlaps).
+    if max_running(groups["async"]) >= 2:
+        assert max(t["max_concurrent_jobs"] or 0 for t in async_play["tasks"]) >= 2
     assert timeline.stat().st_size > 0
 
 
