@@ -149,32 +149,26 @@ class Job:
     def launch_length(self) -> float:
         return max(0.0, self.launch_end - self.launched)
 
-    def run_span(self) -> tuple[float, float]:
-        """The job's work as the baseline counts it: ``counted()`` seconds from its start."""
-        counted = self.counted()
-        start = self.launched
-        if self.start is not None and counted > self.launch_length:
-            start = self.start
-        return start, start + counted
+    def run_span(self) -> tuple[float, float] | None:
+        """When the job really ran, as far as measured; None unless it ended with success.
 
-    def run_length(self) -> float | None:
-        """How long the job ran, as measured (None when nothing measured it)."""
-        if self.own is not None:
-            return self.own
-        if self.end is not None:
-            return max(0.0, self.end - (self.start if self.start is not None else self.launched))
-        return None
-
-    def counted(self) -> float:
-        """Seconds the job adds to the sequential baseline (its launch included).
-
-        A job that did not end with success adds only its launch: failures are never
-        turned into time saved. Otherwise its measured run, never less than its launch and
-        never more than the time until a wait saw it ended.
+        A job that did not end with success adds nothing beyond its launch: failures are
+        never turned into time saved. Without a measured start, the job counts from the end
+        of its launch (the part inside the launch counts with the launch): with an end only
+        bounded by the wait that saw it, that is an upper bound.
         """
-        run = self.run_length() if self.succeeded else None
-        if run is None:
-            return self.launch_length
+        if not self.succeeded:
+            return None
+        end = self.end if self.end is not None else self.seen
+        if end is None:
+            return None
         if self.seen is not None:
-            run = min(run, self.seen - self.launched)
-        return max(self.launch_length, run)
+            end = min(end, self.seen)
+        if self.start is not None:
+            start = self.start
+        elif self.own is not None:
+            start = end - self.own
+        else:
+            start = self.launch_end
+        start = min(max(start, self.launched), end)
+        return start, end

@@ -33,6 +33,7 @@ from ansible_collections.tplabs.async_tasks.plugins.plugin_utils._time_saved_mod
 )
 from ansible_collections.tplabs.async_tasks.plugins.plugin_utils._time_saved_results import (
     ResultReaders,
+    record_state,
 )
 
 FAILED_EVENT = frozenset({"failed", "ignored", "rescued"})
@@ -69,6 +70,7 @@ class Recorder(ResultReaders):
         self.censored_waits: dict[str, float] = {}  # last no_log wait per host
         self.async_done: dict[tuple[str, str], float] = {}
         self.polls: dict[tuple[str, str], int] = {}
+        self.last_poll: dict[tuple[str, str], float] = {}
 
     # -- clock --------------------------------------------------------------------------
 
@@ -209,6 +211,7 @@ class Recorder(ResultReaders):
         if jid:
             key = (host, str(jid))
             self.polls[key] = self.polls.get(key, 0) + 1
+            self.last_poll[key] = self._stamp()
 
     def async_end(self, host: str, data: Mapping[str, Any]) -> None:
         """poll > 0: the worker's poll saw its job ended (before the task result)."""
@@ -254,7 +257,7 @@ class Recorder(ResultReaders):
         """A job no wait saw end: its job file tells, when the controller can read it."""
         found = self.read_local_job_file(job)
         if found is not None and found.kind == "record" and found.record is not None:
-            state = found.state
+            state = record_state(found.record)
             if state in _job.ENDED_STATES:
                 job.state = state
                 self.module_times(job, found.record, stamp)

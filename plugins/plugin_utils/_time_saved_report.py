@@ -8,11 +8,11 @@ nothing else (docs/schemas/time_saved.schema.json describes it).
 
 The model, in one place:
 
-- the *work* of a host-run is what a one-by-one run would spend on it: the run itself,
-  except that an async launch counts its job's measured run instead of its launch (never
-  less than the launch), and a wait counts only its time when none of the jobs it reports
-  on was alive (launched and not yet seen ended). Failed and
-  unreachable runs, and jobs that did not end with success, add nothing beyond their launch;
+- the *work* of a host-run is what a one-by-one run would spend on it: the run itself, plus,
+  for an async launch, its jobs' measured runs beyond the launch; a wait counts only its
+  time when none of the jobs it reports on was alive (launched and not yet seen ended).
+  Failed and unreachable runs add nothing, jobs that did not end with success nothing
+  beyond their launch;
 - the *sequential baseline* of a task is the length of its work; of a play, the length of
   every task's work that fell between this play's start and the next play's (so a job
   launched in one play and waited for in the next counts where it ran);
@@ -82,9 +82,12 @@ def job_lifetime(job: Job, end: float) -> Span:
 
 
 def job_window(job: Job, end: float) -> Span:
-    """When the job really ran, as far as known (to the end of the playbook if it never ended)."""
-    start = job.start if job.start is not None else job.launched
+    """When the job ran, as far as known (to the end of the playbook if it never ended)."""
     stop = job.end if job.end is not None else (job.seen if job.seen is not None else end)
+    start = job.start
+    if start is None and job.own is not None and job.end is not None:
+        start = job.end - job.own
+    start = job.launched if start is None else max(job.launched, min(start, stop))
     return start, max(start, stop)
 
 
@@ -104,13 +107,25 @@ def owned_jobs(run: HostRun, end: float) -> list[Job]:
 
 def run_work(run: HostRun, end: float) -> list[Span]:
     """The spans a one-by-one run would spend on this host-run (see the module docstring)."""
+    return [span for spans in run_parts(run, end).values() for span in spans]
+
+
+def run_parts(run: HostRun, end: float) -> dict[int, list[Span]]:
+    """The work of a host-run: its own time (key 0), and each job's run beyond it (id(job))."""
     if run.status in LOST_STATUSES:
-        return []
+        return {0: []}
     stop = run_end(run, end)
-    holes: list[Span] = [job_lifetime(job, end) for job in run.waited]
-    jobs = [job for job in owned_jobs(run, end) if job.succeeded]
-    holes += [(job.launched, job.launch_end) for job in jobs]
-    return subtract((run.start, stop), holes) + [job.run_span() for job in jobs]
+    kept = subtract((run.start, stop), [job_lifetime(job, end) for job in run.waited])
+    parts: dict[int, list[Span]] = {0: kept}
+    for job in owned_jobs(run, end):
+        span = job.run_span()
+        if span is not None:
+            parts[id(job)] = subtract_all(span, kept)
+    return parts
+
+
+def subtract_all(span: Span, holes: list[Span]) -> list[Span]:
+    return subtract(span, holes) if holes else [span]
 
 
 def length(spans: list[Span]) -> float:
@@ -127,6 +142,7 @@ class ReportBuilder:
         first = recorder.first_start if recorder.first_start is not None else self.end
         self.origin = recorder.origin if recorder.origin is not None else first
         self.work: dict[int, list[Span]] = {}  # id(task record) -> its work spans
+        self.job_extra: dict[int, float] = {}  # id(job) -> its run beyond its launch
 
     def rel(self, value: float | None) -> float | None:
         return None if value is None else round(value - self.origin, 4)
@@ -134,7 +150,13 @@ class ReportBuilder:
     def build(self) -> dict[str, Any]:
         for play in self.rec.plays:
             for task in play.tasks:
-                self.work[id(task)] = [s for run in task.runs for s in run_work(run, self.end)]
+                spans: list[Span] = []
+                for run in task.runs:
+                    for key, part in run_parts(run, self.end).items():
+                        spans += part
+                        if key:
+                            self.job_extra[key] = length(part)
+                self.work[id(task)] = spans
         plays = [self.play(index, play) for index, play in enumerate(self.rec.plays)]
         first = self.rec.first_start
         wall = 0.0 if first is None else max(0.0, self.end - first)
@@ -198,11 +220,14 @@ class ReportBuilder:
             "jobs": jobs,
             "job_states": count_states(jobs),
             "what_if": {
-                "wall_if_sync": round(wall_if_sync(play, wall, self.end), 4),
+                "wall_if_sync": round(wall_if_sync(play, wall, self.run_work, self.end), 4),
                 "estimate": True,
                 "critical_path": path,
             },
         }
+
+    def run_work(self, run: HostRun) -> list[Span]:
+        return run_work(run, self.end)
 
     def duration(self, run: HostRun) -> float:
         return max(0.0, run_end(run, self.end) - run.start)
@@ -282,7 +307,7 @@ class ReportBuilder:
             "own_end": self.rel(own_end),
             "end_source": job.end_source,
             "end_bounds": self.end_bounds(job, measured),
-            "baseline": round(job.counted(), 4),
+            "baseline": round(self.job_extra.get(id(job), 0.0), 4),
             "state": job.state,
             "meaning": REPORT_STATES.get(job.state, ""),
             "waited_by": job.waited_by,

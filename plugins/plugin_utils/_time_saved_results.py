@@ -55,6 +55,13 @@ def job_id_of(data: Mapping[str, Any]) -> str | None:
     return str(jid) if jid else None
 
 
+def record_state(record: Mapping[str, Any]) -> str:
+    """A job record's state; a module skipped in check mode ended ``skipped``."""
+    if _job.flag(record.get("skipped")) and not _job.flag(record.get("failed")):
+        return _job.SKIPPED
+    return _job.record_state(dict(record))
+
+
 class ResultReaders:
     """Result readers of ``Recorder`` (which owns the attributes used here)."""
 
@@ -62,6 +69,7 @@ class ResultReaders:
     hidden: dict[str, list[Job]]
     async_done: dict[tuple[str, str], float]
     polls: dict[tuple[str, str], int]
+    last_poll: dict[tuple[str, str], float]
 
     def from_epoch(self, epoch: float) -> float | None:  # pragma: no cover - Recorder's
         raise NotImplementedError
@@ -141,6 +149,7 @@ class ResultReaders:
         job.mode = "poll"
         key = (job.host, job.jid or "")
         job.polls = self.polls.pop(key, 0)
+        job.last_running = self.last_poll.pop(key, None)
         job.waited_by = job.task.name
         seen = self.async_done.pop(key, end)
         self.job_ended(job, data, failed, seen)
@@ -266,7 +275,9 @@ class ResultReaders:
     def job_ended(self, job: Job, data: Mapping[str, Any], failed: bool, seen: float) -> None:
         """An async_status-like result (the job file's record) says the job ended."""
         msg = str(data.get("msg") or "")
-        if data.get(_job.KILLED_MARK) is True:
+        if _job.flag(data.get("skipped")) and not failed:
+            job.state = _job.SKIPPED
+        elif data.get(_job.KILLED_MARK) is True:
             job.state = _job.KILLED
         elif "did not complete within the requested time" in msg or msg == _job.TIMEOUT_MSG:
             job.state = _job.TIMEOUT
@@ -284,7 +295,8 @@ class ResultReaders:
         if job.end is not None:
             return
         found = self.read_local_job_file(job)
-        if found is not None and found.mtime is not None and found.state in _job.ENDED_STATES:
+        ended = found is not None and found.record is not None and record_state(found.record)
+        if found is not None and found.mtime is not None and ended in _job.ENDED_STATES:
             end = self.from_epoch(found.mtime)
             if end is not None and self._plausible(job, end, job.seen):
                 job.end = end

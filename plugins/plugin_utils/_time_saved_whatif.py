@@ -9,8 +9,8 @@ Private to the collection (controller side only).
   names the host that bounded most tasks and the longest of those runs.
 - Wall if every async task were synchronous: the play's wall, minus the span of its async
   launches and of its waits, plus, for each launch, the span its hosts would have taken
-  running their jobs in the task (each host's launch time plus its jobs' measured runs,
-  spread over as many hosts at once as the launch ran). Tasks run between a launch and its wait are assumed unchanged: the
+  running their jobs in the task (each host's work: its launch plus its jobs' measured
+  runs beyond it, spread over as many hosts at once as the launch ran). Tasks run between a launch and its wait are assumed unchanged: the
   estimate is the same play with every job waited for where it was launched.
 """
 
@@ -22,6 +22,7 @@ from typing import Any
 
 from ansible_collections.tplabs.async_tasks.plugins.plugin_utils import _timing
 from ansible_collections.tplabs.async_tasks.plugins.plugin_utils._time_saved_model import (
+    HostRun,
     PlayRecord,
     TaskRecord,
 )
@@ -65,16 +66,14 @@ def critical_path(
     }
 
 
-def _sync_span(task: TaskRecord, end: float) -> float:
+def _sync_span(task: TaskRecord, work_of: Callable[[HostRun], list[Span]], end: float) -> float:
     """The span of a launch task had each host run its jobs inside the task."""
     per_host: dict[str, float] = {}
     starts: dict[str, float] = {}
     for run in task.runs:
         starts.setdefault(run.host, run.start)
-        stop = run.end if run.end is not None else end
-        jobs = [job for job in task.jobs if job.host == run.host and job.succeeded]
-        ran = sum(job.run_length() or 0.0 for job in jobs if run.start <= job.launched <= stop)
-        per_host[run.host] = per_host.get(run.host, 0.0) + (stop - run.start) + ran
+        work = sum(stop - start for start, stop in work_of(run))
+        per_host[run.host] = per_host.get(run.host, 0.0) + work
     if not per_host:
         return 0.0
     shifted = [(starts[host], starts[host] + seconds) for host, seconds in per_host.items()]
@@ -82,7 +81,9 @@ def _sync_span(task: TaskRecord, end: float) -> float:
     return max(_timing.union_length(shifted), sum(per_host.values()) / at_once)
 
 
-def wall_if_sync(play: PlayRecord, wall: float, end: float) -> float:
+def wall_if_sync(
+    play: PlayRecord, wall: float, work_of: Callable[[HostRun], list[Span]], end: float
+) -> float:
     """Estimated wall of the play with every async launch waited for in the task itself."""
     estimate = wall
     for task in play.tasks:
@@ -90,5 +91,5 @@ def wall_if_sync(play: PlayRecord, wall: float, end: float) -> float:
             estimate -= _timing.union_length(_runs(task, end))
         elif task.kind == "launch":
             estimate -= _timing.union_length(_runs(task, end))
-            estimate += _sync_span(task, end)
+            estimate += _sync_span(task, work_of, end)
     return max(0.0, estimate)

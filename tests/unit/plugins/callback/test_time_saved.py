@@ -167,7 +167,7 @@ def test_sub_second_hand_offs_never_save_time(gap: float) -> None:
 
 
 def test_async_launch_and_async_status_wait() -> None:
-    """Baseline = each job's own run; the wait adds nothing while its jobs are alive."""
+    """Baseline = launches + each job's run beyond its launch; waits add nothing meanwhile."""
     run = Run()
     run.play(0.0)
     launch, wait = launch_task(), waiter()
@@ -183,12 +183,12 @@ def test_async_launch_and_async_status_wait() -> None:
     report = run.report(7.5)
     play = only(report)
     jobs = play["jobs"]
-    assert [job["baseline"] for job in jobs] == [5.0, 5.0, 6.0]
+    assert [job["baseline"] for job in jobs] == [4.9, 4.9, 5.9]  # beyond their launches
     assert [job["end_source"] for job in jobs] == ["module"] * 3
     assert [(job["own_start"], job["own_end"]) for job in jobs][2] == (0.6, 6.6)
     assert [job["state"] for job in jobs] == ["finished"] * 3
     assert jobs[0]["waited_by"] == "Wait"
-    assert play["baseline"] == pytest.approx(16.0)
+    assert play["baseline"] == pytest.approx(1.5 + 15.7)
     assert play["wall"] == pytest.approx(7.5)
     launch_out, wait_out = play["tasks"]
     assert launch_out["kind"] == "launch" and launch_out["async"] is True
@@ -196,7 +196,7 @@ def test_async_launch_and_async_status_wait() -> None:
     assert wait_out["kind"] == "wait" and wait_out["baseline"] == 0.0
     assert report["job_states"] == {"finished": 3}
     lines = [line.text for line in recap(report)]
-    assert "time saved 8.50 s, speed-up 2.13x" in lines
+    assert "time saved 9.70 s, speed-up 2.29x" in lines
 
 
 def test_loop_launch_and_loop_wait_use_item_times() -> None:
@@ -221,12 +221,12 @@ def test_loop_launch_and_loop_wait_use_item_times() -> None:
     assert (job_a["launched"], job_a["launch_end"], job_a["finished"]) == (0.0, 0.4, 3.0)
     assert (job_b["launched"], job_b["launch_end"], job_b["finished"]) == (0.4, 1.0, 5.0)
     assert job_a["item"] == "1" and job_b["item"] == "2"
-    assert (job_a["baseline"], job_b["baseline"]) == (2.0, 3.0)
+    assert (job_a["baseline"], job_b["baseline"]) == (1.1, 2.5)  # beyond the 1.1 s launch
     launch_out, wait_out = play["tasks"]
     assert launch_out["max_concurrent_jobs"] == 2
     assert launch_out["hosts"]["host1"]["items"] == 2
-    # the run's 0.1 s of loop overhead, and each item replaced by its job's run
-    assert launch_out["baseline"] == pytest.approx(5.1)
+    # the launch itself and its jobs' runs beyond it
+    assert launch_out["baseline"] == pytest.approx(1.1 + 1.1 + 2.5)
     # the wait: 3.9 s, all but its last 0.1 s while one of its jobs was alive
     assert wait_out["baseline"] == pytest.approx(0.1)
 
@@ -401,9 +401,10 @@ def test_async_wait_results_match_jobs_by_jid() -> None:
     first, second = play["jobs"]
     assert (first["state"], first["finished"], first["own_end"]) == ("finished", 5.0, 4.0)
     assert (first["own_start"], first["end_source"]) == (0.6, "async_wait")
-    assert first["baseline"] == pytest.approx(3.4)
+    assert first["baseline"] == pytest.approx(3.4)  # 0.6 to 4.0, after its launch
     assert (second["state"], second["finished"]) == ("timeout", 9.0)
-    assert second["baseline"] == pytest.approx(0.5)  # a timed-out job is not saved time
+    assert second["baseline"] == 0.0  # a timed-out job is not saved time
+    assert play["baseline"] == pytest.approx(1.0 + 3.4)
     assert play["job_states"] == {"finished": 1, "timeout": 1}
 
 
@@ -422,7 +423,7 @@ def test_every_ended_state_of_async_wait_is_reported_as_itself(state: str) -> No
     [job] = only(report)["jobs"]
     assert (job["state"], job["finished"], job["msg"]) == (state, 3.0, "why")
     assert job["meaning"] == _job.STATES[state].meaning
-    assert job["baseline"] == pytest.approx(0.5)
+    assert job["baseline"] == 0.0  # nothing beyond its launch
     assert report["job_states"] == {state: 1}
     lines = [line.text for line in recap(report)]
     assert any(line.startswith(f"1 job(s) {state.replace('_', ' ')}:") for line in lines)
@@ -442,7 +443,7 @@ def test_active_states_of_async_wait(state: str) -> None:
     [job] = only(run.report(3.5))["jobs"]
     # queued/running: still so when last seen, and no job file to read: end unknown
     assert job["state"] == ("kill_failed" if state == "kill_failed" else "not_waited")
-    assert job["baseline"] == pytest.approx(0.5)
+    assert job["baseline"] == 0.0
 
 
 def test_all_report_states_are_in_the_schema() -> None:
@@ -485,7 +486,7 @@ def test_late_async_status_without_module_times_reads_the_local_job_file(tmp_pat
     run.ok(5.2, wait, H1, **status("j1.1", results_file=str(job_file)))
     [job] = only(run.report(5.5))["jobs"]
     assert (job["end_source"], job["own_end"]) == ("job_file", 1.6)
-    assert job["baseline"] == pytest.approx(1.6)  # from the launch start: no start stamp
+    assert job["baseline"] == pytest.approx(1.1)  # no start stamp: from the launch's end
 
 
 def test_late_async_status_without_any_end_says_it_is_a_bound() -> None:
@@ -562,7 +563,7 @@ def test_no_log_wait_leaves_the_job_censored() -> None:
     report = run.report(4.0)
     [job] = only(report)["jobs"]
     assert (job["jid"], job["state"], job["finished"]) == ("jq.1", "censored", None)
-    assert job["baseline"] == pytest.approx(0.5)
+    assert job["baseline"] == 0.0
 
 
 def test_job_launched_in_one_play_waited_for_in_the_next() -> None:
@@ -582,11 +583,11 @@ def test_job_launched_in_one_play_waited_for_in_the_next() -> None:
         run.ok(5.6, wait, host, **status(f"j{index}.1", ran=(0.4, 5.4)))
     report = run.report(5.7)
     first, second = report["plays"]
-    assert first["baseline"] == pytest.approx(3 * 0.6)  # 0.4 to 1.0 on each host
-    assert second["baseline"] == pytest.approx(3 * 4.4)  # 1.0 to 5.4
-    assert first["speedup"] == pytest.approx(1.8, abs=0.01)
+    assert first["baseline"] == pytest.approx(3 * 1.0)  # launches, then jobs until 1.0
+    assert second["baseline"] == pytest.approx(3 * 4.4)  # the jobs from 1.0 to 5.4
+    assert first["speedup"] == pytest.approx(3.0, abs=0.01)
     assert second["speedup"] == pytest.approx(13.2 / 4.6, abs=0.01)
-    assert report["baseline"] == pytest.approx(15.0)
+    assert report["baseline"] == pytest.approx(16.2)
     assert second["saved"] > 0
 
 
@@ -607,7 +608,7 @@ def test_job_never_waited_for_read_from_its_local_job_file(tmp_path: Path) -> No
     report = run.report(2.0)
     [job] = only(report)["jobs"]
     assert (job["state"], job["end_source"], job["own_end"]) == ("finished", "module", 1.3)
-    assert job["finished"] is None and job["baseline"] == pytest.approx(1.0)
+    assert job["finished"] is None and job["baseline"] == pytest.approx(0.8)
     assert "job file" in job["msg"]
     assert not any("running" in line.text for line in recap(report))
 
@@ -636,7 +637,7 @@ def test_job_never_waited_for_and_unreadable_is_not_waited() -> None:
     [job] = only(report)["jobs"]
     assert job["state"] == "not_waited"
     assert "async limit (1 s)" in job["msg"]
-    assert job["baseline"] == pytest.approx(0.5)
+    assert job["baseline"] == 0.0
 
 
 def test_async_launch_results_with_and_without_wait() -> None:
@@ -671,7 +672,7 @@ def test_async_launch_results_with_and_without_wait() -> None:
     assert by_name["quick"]["waited_by"] == "Launch and wait"
     assert {job["mode"] for job in play["jobs"]} == {"async_launch"}
     launch_out, _wait_out, now_out = play["tasks"]
-    assert launch_out["baseline"] == pytest.approx(4.0)
+    assert launch_out["baseline"] == pytest.approx(0.5 + 4.0)
     assert launch_out["max_concurrent_jobs"] == 1  # max_parallel 1: one after the other
     # launch and wait in one task: the job's 1 s (the rest of the task ran while it was alive)
     assert now_out["baseline"] == pytest.approx(1.0)
