@@ -196,6 +196,12 @@ EXAMPLES = r"""
     timeout: 600
     on_timeout: kill
 
+- name: Ride out a container restart of up to 2 minutes, but no longer than 10 minutes in all
+  tplabs.async_tasks.async_wait:
+    jobs: "{{ jobs }}"
+    timeout: 600
+    max_connection_failures: 0  # only the timeout bounds the retries
+
 - name: Return at the first failure
   tplabs.async_tasks.async_wait:
     jid: "{{ jobs }}"
@@ -221,8 +227,10 @@ jobs:
         - V(finished) (ended well), V(failed) (ended with a failure), V(timeout) (reached its
           own async limit), V(orphaned) (its process is gone but its file says running),
           V(unknown) (no job file), V(corrupt) (a job file that cannot be parsed), V(killed)
-          (stopped by O(on_timeout=kill)), V(running) (still running when the wait returned),
-          V(skipped) or V(launch_failed).
+          (stopped by O(on_timeout=kill)), V(kill_failed) (O(on_timeout=kill) could not stop
+          it; it may still run), V(running) or V(queued) (still running, or waiting for a slot
+          of M(tplabs.async_tasks.async_launch), when the wait returned), V(skipped) (skipped at
+          launch, or its module skipped in check mode) or V(launch_failed).
       type: str
       sample: finished
     finished:
@@ -240,12 +248,25 @@ jobs:
     stderr:
       description: The job's standard error, when its module reports one.
       type: str
+    stdout_lines:
+      description: The job's standard output, split into lines.
+      type: list
+      elements: str
+    stderr_lines:
+      description: The job's standard error, split into lines.
+      type: list
+      elements: str
     msg:
       description: What happened to the job, naming the cause of a failure.
       type: str
       sample: "rc=3: non-zero return code"
     result:
-      description: The job's module result, as async_status would return it (empty while running).
+      description:
+        - The job's result as M(ansible.builtin.async_status) returns it (and C(register)
+          keeps it) - the module's own result plus C(ansible_job_id), C(started),
+          C(finished), C(results_file), C(stdout_lines) and C(stderr_lines), C(changed) and
+          C(failed). While the job runs, what async_status says then (C(finished=false)).
+        - Empty for a job that has no job id (skipped or failed at launch).
       type: dict
     elapsed:
       description: Seconds the job ran (or has run, for a running job), when known.
@@ -262,6 +283,20 @@ jobs:
     item:
       description: The loop item, when the input was a loop result.
       type: raw
+    name:
+      description: The job's name, when the input was an M(tplabs.async_tasks.async_launch) result that gave one.
+      type: str
+    erased:
+      description: True when O(cleanup) removed the job file.
+      type: bool
+    found_in:
+      description:
+        - Where the job file was found, when not in the async directory (for example where
+          core's C(~) expansion fallback would have put it; see the notes).
+      type: str
+    cleanup_error:
+      description: Why the job file could not be removed, when O(cleanup) failed for it.
+      type: str
 counts:
   description: How many jobs are in each situation.
   returned: always
@@ -302,10 +337,32 @@ polls:
   type: int
   sample: 2
 async_dir:
-  description: The async directory where the job files were read.
+  description: The async directory where the job files were read, as expanded on the host.
   returned: when a job was polled
   type: str
   sample: /root/.ansible_async
+warnings:
+  description:
+    - The warnings of every job's module (also in each C(jobs[].result)), shown by ansible-core
+      as it shows a module's own.
+  returned: when a job's module warned
+  type: list
+  elements: str
+deprecations:
+  description:
+    - The deprecations of every job's module (also in each C(jobs[].result)), shown by
+      ansible-core as it shows a module's own.
+  returned: when a job's module emitted one
+  type: list
+  elements: dict
+skipped:
+  description: True when every job was skipped (at launch, or by check mode), as core's async_status says skipping.
+  returned: when every job was skipped
+  type: bool
+unreachable:
+  description: True when the host was lost during the wait (the message says how many round trips failed over how long).
+  returned: when the host was lost
+  type: bool
 msg:
   description: A summary; on failure it names each job concerned and the cause.
   returned: always

@@ -47,7 +47,7 @@ from ansible_collections.tplabs.async_tasks.plugins.plugin_utils._wait_report im
     describe,
     job_messages,
     job_report,
-    ran,
+    ran_for,
 )
 
 display = Display()
@@ -90,7 +90,10 @@ class JobWaiter:
         async_dir: str | None = None,
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], None] | None = None,
+        started_at: float | None = None,
     ) -> None:
+        """``started_at``: when the wait began on ``clock`` (default: when wait_until_done runs);
+        ``timeout`` and ``elapsed`` count from it (async_launch passes its launch time)."""
         self.action = action
         self.task_vars = dict(task_vars or {})
         self.options = options
@@ -108,7 +111,8 @@ class JobWaiter:
         self.host_async_dir: str | None = None
         self.polls = 0
         self.faults: list[Fault] = []  # failed round trips in a row
-        self.started = self.clock()
+        self.started_at = started_at
+        self.started = self.clock() if started_at is None else started_at
         self.deadline: float | None = None
         self.timed_out = False
         self.kill_error = ""
@@ -124,7 +128,7 @@ class JobWaiter:
     def wait_until_done(self) -> None:
         """Poll until no job runs, the deadline, a fail_fast failure, or the host is lost."""
         options = self.options
-        self.started = self.clock()
+        self.started = self.clock() if self.started_at is None else self.started_at
         self.deadline = None if options.timeout is None else self.started + options.timeout
         while True:
             jids = self.pending_jids()
@@ -365,7 +369,7 @@ class JobWaiter:
         if killed:
             parts.append(
                 f"{len(killed)} job(s) killed: "
-                + "; ".join(f"{describe(j)} ran {ran(j)}" for j in killed)
+                + "; ".join(f"{describe(j)} ran {ran_for(j)}" for j in killed)
             )
         if not_killed:
             parts.append(
@@ -375,7 +379,7 @@ class JobWaiter:
         if running:
             parts.append(
                 f"{len(running)} job(s) still running: "
-                + "; ".join(f"{describe(j)} ran {ran(j)}" for j in running)
+                + "; ".join(f"{describe(j)} ran {ran_for(j)}" for j in running)
             )
         timeout = self.options.timeout or 0.0
         return f"timed out after {elapsed:.1f}s (timeout {timeout:g}s) with " + (
@@ -402,6 +406,7 @@ def wait_for_jobs(
     async_dir: str | None = None,
     clock: Callable[[], float] | None = None,
     sleep: Callable[[float], None] | None = None,
+    started_at: float | None = None,
 ) -> dict:
     """Wait for ``jobs`` (what async_wait's ``jobs`` accepts, or ``collect_jobs`` entries).
 
@@ -416,6 +421,7 @@ def wait_for_jobs(
         async_dir=async_dir,
         clock=clock,
         sleep=sleep,
+        started_at=started_at,
     )
     return waiter.run()
 

@@ -105,8 +105,10 @@ def _lines(value: Any) -> list[str]:
     return value.splitlines() if isinstance(value, str) else []
 
 
-def status_result(jid: str | None, record: Mapping | None, results_file: str | None) -> dict:
-    """The job's result as ``ansible.builtin.async_status`` returns it."""
+def status_result(
+    jid: str | None, record: Mapping | None, results_file: str | None, failed: bool = False
+) -> dict:
+    """The job's result as ``ansible.builtin.async_status`` returns it (and register keeps it)."""
     result: dict[str, Any] = {
         "ansible_job_id": jid,
         "started": True,
@@ -123,6 +125,9 @@ def status_result(jid: str | None, record: Mapping | None, results_file: str | N
         result["ansible_job_id"] = record.get("ansible_job_id", jid)
     for key in ("started", "finished"):
         result[key] = _job.flag(result.get(key))
+    # What core's task executor adds to every registered result that lacks them.
+    result.setdefault("changed", False)
+    result.setdefault("failed", failed or result.get("rc") not in (None, 0, "0"))
     for key in ("stdout", "stderr"):
         if f"{key}_lines" not in result:
             result[f"{key}_lines"] = _lines(result.get(key) or "")
@@ -178,12 +183,13 @@ def job_report(entry: JobEntry, view: Mapping, returned_at: float) -> dict:
     record = dict(record) if isinstance(record, Mapping) else {}
     own = record if state not in _job.ACTIVE_STATES else {}
     read = state in _job.RESULT_STATES or (state == _job.SKIPPED and bool(own))
-    result = status_result(entry.jid, own, view.get("path")) if entry.jid else own
+    failed = state in _job.FAILED_STATES
+    result = status_result(entry.jid, own, view.get("path"), failed) if entry.jid else own
     job: dict[str, Any] = {
         "jid": entry.jid,
         "state": state,
         "finished": read,
-        "failed": state in _job.FAILED_STATES,
+        "failed": failed,
         "rc": own.get("rc"),
         "stdout": own.get("stdout") or "",
         "stderr": own.get("stderr") or "",
@@ -232,7 +238,8 @@ def describe(job: Mapping) -> str:
     return text
 
 
-def ran(job: Mapping) -> str:
+def ran_for(job: Mapping) -> str:
+    """How long a job ran, for a message."""
     return "an unknown time" if job.get("elapsed") is None else f"{job['elapsed']:.1f}s"
 
 

@@ -231,6 +231,31 @@ def test_a_job_that_reaches_its_own_async_limit() -> None:
 # --- faults -------------------------------------------------------------------------------
 
 
+def test_an_empty_home_expansion(tmp_path: Path) -> None:
+    """docs/known-issues.md, issue 1: core's async_status looks in the wrong place; not us."""
+    result, doc = playbook_json(
+        PLAYBOOKS / "async_wait_quiet_home.yml",
+        "-e",
+        f"quiet_async_dir={tmp_path / 'jobs'}",
+        env=json_env(),
+    )
+    assert result.rc == 0, result.stdout[-3000:] + result.stderr
+    tasks = {name: hosts["localhost"] for name, hosts in tasks_of(doc).items()}
+    status = tasks["Wait for the first with async_status"]
+    jid = status["ansible_job_id"]
+    # Core's fallback: the working directory (the playbook's, on the local connection)
+    # alone, without ".ansible_async" (the upstream bug).
+    assert status["msg"] == "could not find job"
+    assert status["results_file"] == str(PLAYBOOKS / jid)
+    waited = tasks["Wait for both with async_wait"]
+    assert [j["state"] for j in waited["jobs"]] == ["finished", "finished"]
+    assert waited["async_dir"] == str(ASYNC_DIR)
+    # The workaround for async_status: an absolute async dir, never expanded.
+    absolute = tasks["Wait for it with async_status, the async dir absolute"]
+    assert absolute["finished"] is True
+    assert absolute["results_file"] == str(tmp_path / "jobs" / absolute["ansible_job_id"])
+
+
 def test_a_sigkilled_job_is_orphaned_within_two_polls() -> None:
     jid = launch("sleep 60")
     wait_for_file(ASYNC_DIR / jid, done=False)

@@ -85,6 +85,7 @@ def status(jid: str, path: str | None = None) -> dict:
         "stderr": "",
         "stderr_lines": [],
         "changed": True,
+        "failed": False,
     }
     if path:
         result["results_file"] = path

@@ -521,3 +521,25 @@ def test_a_kill_that_fails_is_reported(make_action) -> None:
     assert result["failed"] is True
     assert result["msg"].endswith("; could not kill the unfinished jobs: permission denied")
     assert result["jobs"][0]["state"] == "running"
+
+
+# --- the engine, as another action (async_launch) calls it ------------------------------------
+
+
+def test_wait_for_jobs_from_another_action_counts_from_its_start(make_action, clock) -> None:
+    action, host = make_action({}, [[running(J1)], [done(J1, ended_at=9.0)]])
+    options = _wait.WaitOptions(timeout=30.0, window=2.0)
+    report = _wait.wait_for_jobs(
+        action,
+        {"jobs": [{"jid": J1, "name": "build", "state": "running"}]},
+        {"inventory_hostname": "host1"},
+        options,
+        async_dir="/var/jobs",
+        clock=clock,
+        sleep=clock.sleep,
+        started_at=clock.now - 3.0,  # the launch began 3 s before the wait
+    )
+    assert [c["async_dir"] for c in host.calls] == ["/var/jobs", "/var/jobs"]
+    assert report["elapsed"] == 5.0  # 3 s of launch, then two 1 s polls
+    assert report["jobs"][0]["name"] == "build"
+    assert report["failed"] is False

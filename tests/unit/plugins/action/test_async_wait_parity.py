@@ -279,6 +279,7 @@ def test_the_jobs_result_is_as_async_status_returns_it(make_action) -> None:
         "stderr": "",
         "stderr_lines": [],
         "changed": True,
+        "failed": False,
         "cmd": "seq 2",
     }
 
@@ -296,6 +297,8 @@ def test_a_running_jobs_result_is_what_async_status_says_while_it_runs(make_acti
         "stdout_lines": [],
         "stderr": "",
         "stderr_lines": [],
+        "changed": False,
+        "failed": False,
     }
 
 
