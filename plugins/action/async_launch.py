@@ -272,15 +272,7 @@ class ActionModule(ActionBase):
             module_name=MODULE, module_args=launch.module_args(async_dir), task_vars=task_vars
         )
         if reply.get("failed") or not isinstance(reply.get("jobs"), list):
-            result.update(
-                failed=True,
-                changed=False,
-                msg=str(
-                    reply.get("msg")
-                    or reply.get("module_stderr")
-                    or "async_launch: no jobs in the reply"
-                ).strip(),
-            )
+            result.update(failed=True, changed=False, msg=self._launch_failure(reply))
             return result
         jobs = [
             {"jid": job.get("jid"), "name": job.get("name"), "state": job.get("state")}
@@ -298,6 +290,18 @@ class ActionModule(ActionBase):
             result["msg"] = self._summary(jobs, slots)
             return result
         return self._wait(result, reply, launch, start, task_vars)
+
+    @staticmethod
+    def _launch_failure(reply: dict) -> str:
+        msg = str(reply.get("msg") or "no jobs in the reply").strip()
+        if "module_stdout" in reply or "module_stderr" in reply:
+            # No JSON came back: the host (or the connection) went away during the launch.
+            stderr = str(reply.get("module_stderr") or "").strip()[-300:]
+            msg = (
+                "the launch gave no result (the host or its connection may be gone; whether "
+                f"the jobs started is unknown): {msg}" + (f"; stderr: {stderr}" if stderr else "")
+            )
+        return msg
 
     def _show_launch(self, jobs: list[dict], slots: int, host: str | None) -> None:
         if self._task.no_log:

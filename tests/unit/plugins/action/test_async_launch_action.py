@@ -317,6 +317,20 @@ def test_a_failed_launch_is_a_failed_result_with_the_hosts_reason(make_action) -
     assert "jobs" not in result
 
 
+def test_a_launch_that_gave_no_json_says_the_jobs_state_is_unknown(make_action) -> None:
+    reply = {
+        "failed": True,
+        "msg": "Module result deserialization failed: No start of json char found",
+        "module_stdout": "",
+        "module_stderr": "Error: Instance is not running",
+    }
+    result, _ = run(make_action, {"jobs": [{"cmd": "a"}], "wait": True}, reply=reply)
+    assert result["failed"] is True
+    assert result["msg"].startswith("the launch gave no result (the host or its connection")
+    assert "whether the jobs started is unknown" in result["msg"]
+    assert result["msg"].endswith("stderr: Error: Instance is not running")
+
+
 def test_no_log_keeps_command_lines_out_of_the_verbose_output(make_action, mocker) -> None:
     shown = mocker.patch.object(async_launch.display, "v")
     secret = {"jobs": [{"cmd": "curl -u admin:s3cret https://x", "name": "fetch"}]}
