@@ -335,7 +335,7 @@ class ActionModule(ActionBase):
         entries = [
             from_launch_job(job, f"jobs[{index}]") for index, job in enumerate(result["jobs"])
         ]
-        waiter = LaunchWaiter(
+        waiter = JobWaiter(
             self,
             task_vars,
             options,
@@ -343,8 +343,8 @@ class ActionModule(ActionBase):
             async_dir=reply.get("async_dir"),
             clock=self.clock,
             sleep=self.sleep,
+            started_at=start,  # timeout and elapsed count from the launch
         )
-        waiter.launched_at = start
         waiter.polls = 1  # the launch itself waited on the host
         waiter.remember(
             {
@@ -358,23 +358,3 @@ class ActionModule(ActionBase):
         result["changed"] = True  # the jobs ran, whatever the wait says
         result["elapsed"] = round(self.clock() - start, 3)
         return result
-
-
-class LaunchWaiter(JobWaiter):
-    """async_wait's engine, its clock started when the launch did (timeout and elapsed included)."""
-
-    launched_at: float | None = None
-
-    def wait_until_done(self) -> None:
-        clock = self.clock
-        launched_at = self.launched_at
-
-        def from_launch() -> float:  # only the engine's first reading: when the wait began
-            self.clock = clock
-            return clock() if launched_at is None else launched_at
-
-        self.clock = from_launch
-        try:
-            super().wait_until_done()
-        finally:
-            self.clock = clock
