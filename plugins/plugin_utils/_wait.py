@@ -61,13 +61,26 @@ MAX_RETRY_PAUSE = 5.0  # ... up to this
 class Fault:
     """One failed round trip."""
 
-    kind: str  # connection | transfer | module
+    kind: str  # connection | transfer (both: the host is unreachable) | error | module
     message: str
     at: float  # controller monotonic time it was seen
 
     @property
     def unreachable(self) -> bool:
         return self.kind in ("connection", "transfer")
+
+
+TRANSFER_FRAMES = frozenset({"put_file", "fetch_file", "_transfer_file", "_transfer_data"})
+
+
+def raised_in_transfer(err: BaseException) -> bool:
+    """Whether an error came from a file transfer (as the local and ssh put_file raise them)."""
+    frame = err.__traceback__
+    while frame is not None:
+        if frame.tb_frame.f_code.co_name in TRANSFER_FRAMES:
+            return True
+        frame = frame.tb_next
+    return False
 
 
 def _fault_of(reply: Any) -> str:
@@ -227,8 +240,9 @@ class JobWaiter:
             )
         except AnsibleConnectionFailure as err:
             return {}, Fault("connection", f"connection failure: {err}", self.clock())
-        except AnsibleError as err:  # what a failed file transfer raises (local, ssh put_file)
-            return {}, Fault("transfer", f"could not run the poll module: {err}", self.clock())
+        except AnsibleError as err:  # a failed file transfer raises it (local, ssh put_file)
+            kind = "transfer" if raised_in_transfer(err) else "error"
+            return {}, Fault(kind, f"could not run the poll module: {err}", self.clock())
         if (
             not isinstance(reply, Mapping)
             or reply.get("failed")

@@ -153,14 +153,43 @@ def test_no_warnings_key_when_no_job_warned(make_action) -> None:
 # --- 3. connection faults, ridden out until the deadline ----------------------------------
 
 
+def put_file_failure() -> AnsibleError:
+    """What the local connection raises when a transfer fails (not AnsibleConnectionFailure)."""
+
+    def put_file() -> None:
+        raise AnsibleError("file or module does not exist: /root/.ansible/tmp/x/AnsiballZ.py")
+
+    try:
+        put_file()
+    except AnsibleError as err:
+        return err
+    raise AssertionError("unreachable")
+
+
 def test_a_failed_file_transfer_is_retried_like_a_connection_failure(make_action) -> None:
-    """The local connection raises AnsibleError (not AnsibleConnectionFailure) from put_file."""
-    transfer = AnsibleError("file or module does not exist: /root/.ansible/tmp/x/AnsiballZ.py")
-    action, host = make_action({"jobs": J1}, [transfer, [ended(J1, {"rc": 0})]])
+    action, host = make_action({"jobs": J1}, [put_file_failure(), [ended(J1, {"rc": 0})]])
     result = action.run(task_vars={})
     assert len(host.calls) == 2
     assert result["failed"] is False
     assert result["jobs"][0]["state"] == "finished"
+
+
+def test_transfers_that_keep_failing_make_the_host_unreachable(make_action) -> None:
+    args = {"jobs": J1, "max_connection_failures": 2}
+    action, _ = make_action(args, [put_file_failure(), put_file_failure()])
+    result = action.run(task_vars={})
+    assert result["unreachable"] is True
+    assert result["msg"].startswith("lost the host after 2 failed round trip(s) in a row")
+    assert "could not run the poll module: file or module does not exist" in result["msg"]
+
+
+def test_another_ansible_error_is_retried_but_is_not_unreachable(make_action) -> None:
+    missing = AnsibleError("The module tplabs.async_tasks.async_job_poll was not found")
+    action, host = make_action({"jobs": J1, "max_connection_failures": 2}, [missing, missing])
+    result = action.run(task_vars={})
+    assert len(host.calls) == 2
+    assert "unreachable" not in result
+    assert result["msg"].startswith("could not poll the jobs after 2 failed round trip(s)")
 
 
 def test_faults_are_ridden_out_until_the_timeout_when_the_count_is_off(make_action, clock) -> None:
