@@ -218,6 +218,8 @@ def test_step5_throttle_paces_launches_only_with_poll_0(tmp_path):
             throttle_seconds=4,
             throttle_delay=1,
             throttle_dir=f"{tmp_path}/{{{{ inventory_hostname }}}}",
+            # async_launch's way (launch) is tested in test_async_launch.py.
+            throttle_modes=["poll0", "poll", "batch"],
         ),
     )
     ok(result)
