@@ -18,6 +18,7 @@ from ansible_collections.tplabs.async_tasks.plugins.module_utils._job import (
     PROCESS_KEY,
     read_job_file,
 )
+from ansible_collections.tplabs.async_tasks.plugins.plugin_utils._timing import max_running
 from tests.helpers import REPO, Run, ansible_env, playbook, playbook_json, run
 
 pytestmark = pytest.mark.integration
@@ -361,3 +362,39 @@ def test_jobs_outlive_the_connection_and_report_through_async_status(
     )
     assert status["finished"] is True and status["stdout"] == "late"
     assert wait_until(lambda: not alive(supervisor)), "the supervisor outlived its last job"
+
+
+# --- the lab: step 5 (max_parallel) -----------------------------------------------------------
+
+
+def intervals(directory: Path, pattern: str) -> dict[str, dict[str, list[tuple[float, float]]]]:
+    """GROUP -> HOST -> [(start, end)] from the `GROUP HOST START END` lines jobs wrote."""
+    groups: dict[str, dict[str, list[tuple[float, float]]]] = {}
+    for path in directory.glob(pattern):
+        group, host, start, end = path.read_text().split()
+        groups.setdefault(group, {}).setdefault(host, []).append((float(start), float(end)))
+    return groups
+
+
+def test_step5_max_parallel_caps_the_jobs_on_each_host(tmp_path: Path) -> None:
+    result = playbook(
+        "playbooks/step5.yml",
+        "-e",
+        json.dumps(
+            {
+                "throttle_seconds": 2,
+                "throttle_delay": 1,
+                "throttle_modes": ["launch"],
+                "throttle_dir": f"{tmp_path}/{{{{ inventory_hostname }}}}",
+            }
+        ),
+    )
+    assert result.rc == 0, result.output[-4000:]
+    per_host = intervals(tmp_path, "*/launch.*.interval")["launch"]
+    assert sorted(per_host) == ["host1", "host2", "host3"]
+    for host, spans in per_host.items():
+        assert len(spans) == 3, host
+        assert max_running(spans) == 2, host
+    assert (
+        "async_launch, max_parallel 2: 3 jobs on host1, at most 2 running at once" in result.stdout
+    )
