@@ -98,9 +98,9 @@ def render_html(report: dict[str, Any], fold_above: int = FOLD_ABOVE) -> str:
         f"<p>{esc(summary)}</p>\n"
         + (host_tables(report) + "\n" if folded else "")
         + "<p>baseline: what the task's hosts would have taken one after another (an async "
-        "launch counts its job's run; a wait counts nothing while its jobs run, as they are "
-        "counted on their launch). saved: how much of that work ran beside more of it. "
-        "span = baseline - saved.</p>\n"
+        "launch counts itself and its jobs' runs beyond it; a wait counts nothing while its "
+        "jobs run, as they are counted on their launch). saved: how much of that work ran "
+        "beside more of it. span = baseline - saved.</p>\n"
         "<table><thead><tr><th>play</th><th>task</th><th>kind</th><th>baseline s</th>"
         "<th>span s</th><th>saved s</th><th>max hosts at once</th><th>max jobs at once</th>"
         "</tr></thead><tbody>\n"

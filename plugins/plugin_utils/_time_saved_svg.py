@@ -361,25 +361,29 @@ class Svg:
         )
 
     def job_summary(self, lane: Lane, jy: int) -> None:
-        """Folded: one bar over the group's jobs, from the first launch to the last end."""
-        if not lane.jobs:
-            return
-        spans = [(job["launched"], job_stop(job, self.end)) for job in lane.jobs]
-        start, stop = min(s for s, _e in spans), max(e for _s, e in spans)
-        states: dict[str, int] = {}
+        """Folded: per launch task, one bar over the group's jobs, first launch to last end."""
+        by_task: dict[str, list[dict[str, Any]]] = {}
         for job in lane.jobs:
-            states[job["state"]] = states.get(job["state"], 0) + 1
-        worst = "finished" if set(states) == {"finished"} else max(states, key=states.get)
-        tip = (
-            f"{lane.key}: {len(lane.jobs)} jobs, at most {_timing.max_running(spans)} at once; "
-            + ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
-        )
-        jx = self.x(start)
-        self.out.append(
-            f'<g class="job"><rect x="{jx:.1f}" y="{jy}" width="{max(1.5, self.x(stop) - jx):.1f}" '
-            f'height="{JOB_H}" fill="{JOB_COLOURS.get(worst, "#90a4ae")}" fill-opacity="0.6" '
-            f'stroke="#263238" stroke-width="0.8"><title>{esc(tip)}</title></rect></g>'
-        )
+            by_task.setdefault(job["task"], []).append(job)
+        for task, jobs in by_task.items():
+            spans = [(job["launched"], job_stop(job, self.end)) for job in jobs]
+            start, stop = min(s for s, _e in spans), max(e for _s, e in spans)
+            states: dict[str, int] = {}
+            for job in jobs:
+                states[job["state"]] = states.get(job["state"], 0) + 1
+            worst = "finished" if set(states) == {"finished"} else max(states, key=states.get)
+            tip = (
+                f"{lane.key}: {len(jobs)} jobs of {task}, at most "
+                f"{_timing.max_running(spans)} at once; "
+                + ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
+            )
+            jx = self.x(start)
+            width = max(1.5, self.x(stop) - jx)
+            self.out.append(
+                f'<g class="job"><rect x="{jx:.1f}" y="{jy}" width="{width:.1f}" '
+                f'height="{JOB_H}" fill="{JOB_COLOURS.get(worst, "#90a4ae")}" fill-opacity="0.6" '
+                f'stroke="#263238" stroke-width="0.8"><title>{esc(tip)}</title></rect></g>'
+            )
 
     def play_marks(self, plays: list[dict[str, Any]], lanes_bottom: int) -> None:
         axis_y = TOP - 8
