@@ -24,10 +24,10 @@ description:
   - B(Jobs.) An async job (C(async) with C(poll=0), or M(tplabs.async_tasks.async_launch))
     is matched to its waits (M(ansible.builtin.async_status), C(poll > 0),
     M(tplabs.async_tasks.async_wait)) by job id; a C(no_log) launch hides its job id and is
-    matched by the time its job started. Its real end comes, best first, from async_wait's
-    C(ended_ago), the module's own C(start)/C(end)/C(delta), the job file when the
-    controller can read it (local hosts), else it is only bounded by the wait that saw it
-    ended, and the recap says so.
+    matched by the time its job started. Its real end comes, best first, from the module's
+    own C(start)/C(end)/C(delta) (when the host's clock agrees with the controller's),
+    async_wait's C(ended_ago), the job file when the controller can read it (local hosts),
+    else it is only bounded by the wait that saw it ended, and the recap says so.
   - Every job state of the collection's job model is reported as itself (finished, failed,
     timeout, killed, kill_failed, orphaned, unknown, corrupt, queued, running...), plus
     C(not_waited) (never waited for, end unknown) and C(censored) (a no_log wait hid it).
