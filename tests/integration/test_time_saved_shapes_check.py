@@ -20,9 +20,12 @@ def shaped(tmp_path_factory: pytest.TempPathFactory) -> Shaped:
     return run_shape("check_mode", tmp_path_factory.mktemp("check"), "--check")
 
 
+def test_report_is_valid(shaped: Shaped) -> None:
+    validate(shaped.report)
+
+
 def test_skipped_time_is_work_and_shown(shaped: Shaped) -> None:
     """Point 5: check-mode skips took time on 3 hosts at once; the baseline counts it."""
-    validate(shaped.report)
     play = shaped.play(PLAY)
     truth = shaped.truth("check")
     # the controller's view of each run holds the host's own: never fewer at once

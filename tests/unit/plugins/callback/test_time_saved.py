@@ -408,7 +408,9 @@ def test_async_wait_results_match_jobs_by_jid() -> None:
     assert play["job_states"] == {"finished": 1, "timeout": 1}
 
 
-@pytest.mark.parametrize("state", sorted(_job.ENDED_STATES - {"finished", "skipped", "launch_failed"}))
+@pytest.mark.parametrize(
+    "state", sorted(_job.ENDED_STATES - {"finished", "skipped", "launch_failed"})
+)
 def test_every_ended_state_of_async_wait_is_reported_as_itself(state: str) -> None:
     """Point 2 and issue 12: killed, orphaned, unknown, corrupt... never 'running at end'."""
     run = Run()
@@ -698,7 +700,9 @@ def test_what_if_and_critical_path() -> None:
     assert (path["host"], path["tasks"], path["longest"]["task"]) == ("host3", 2, "Wait")
     assert path["longest"]["seconds"] == pytest.approx(6.4)
     lines = [line.text for line in recap(report)]
-    assert any(line.startswith("what-if (estimate): every async task synchronous") for line in lines)
+    assert any(
+        line.startswith("what-if (estimate): every async task synchronous") for line in lines
+    )
     assert any(line.startswith("critical path (estimate): host3") for line in lines)
 
 
@@ -720,3 +724,25 @@ def test_no_log_keeps_names_and_times_only() -> None:
     assert (job["state"], job["finished"]) == ("finished", 4.0)
     text = json.dumps(report)
     assert secret not in text and "jsecret" not in text
+
+
+def test_job_launched_in_check_mode_is_skipped_per_its_job_file(tmp_path: Path) -> None:
+    """--check: the module skipped; async_status is skipped too; the job file tells."""
+    run = Run()
+    run.play(0.0)
+    launch, wait = launch_task(), waiter()
+    job_file = tmp_path / "jc.1"
+    record = {
+        "changed": False,
+        "skipped": True,
+        "msg": "Command would have run if not in check mode",
+    }
+    job_file.write_text(json.dumps(record))
+    run.start(0.0, launch, H1)
+    run.ok(0.5, launch, H1, **launched("jc.1", results_file=str(job_file)))
+    run.start(0.6, wait, H1)
+    run.skipped(0.8, wait, H1)
+    report = run.report(1.0)
+    [job] = only(report)["jobs"]
+    assert (job["state"], job["baseline"]) == ("skipped", 0.0)
+    assert only(report)["skipped_time"] == pytest.approx(0.2)
