@@ -398,3 +398,33 @@ def test_step5_max_parallel_caps_the_jobs_on_each_host(tmp_path: Path) -> None:
     assert (
         "async_launch, max_parallel 2: 3 jobs on host1, at most 2 running at once" in result.stdout
     )
+
+
+# --- the lab: step 8 (async_launch's way) -------------------------------------------------------
+
+
+def test_step8_async_launch_way_names_the_failed_job(tmp_path: Path) -> None:
+    jobs = [
+        {"name": "fetch", "seconds": 1},
+        {"name": "build", "seconds": 2},
+        {"name": "flaky", "seconds": 1, "rc": 3},
+    ]
+    values = {"group_jobs_jobs": jobs, "group_jobs_waiter": "async_launch"}
+    result = playbook(
+        "playbooks/step8.yml",
+        "-l",
+        "host1",
+        "-e",
+        json.dumps({**values, "group_jobs_dir": str(tmp_path)}),
+    )
+    assert result.rc == 0, result.output[-4000:]
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert [(j["name"], j["failed"], j["rc"]) for j in report] == [
+        ("fetch", False, 0),
+        ("build", False, 0),
+        ("flaky", True, 3),
+    ]
+    waited = float((tmp_path / "waited").read_text())
+    assert all(waited >= float((tmp_path / f"{j['name']}.ended").read_text()) for j in jobs)
+    assert "(flaky): rc=3: non-zero return code" in result.stdout
+    assert "async_launch: jobs started within" not in result.stdout  # one way, its own dir
