@@ -46,7 +46,7 @@ install: venv
 
 # make dev: ansible-playbook run from the repo root finds tplabs.async_tasks in the work tree
 # (ansible.cfg looks in .cache/collections first), so an edit counts at once.
-dev:
+dev: venv
 	mkdir -p .cache/collections/ansible_collections/tplabs
 	ln -sfn $(CURDIR) .cache/collections/ansible_collections/tplabs/async_tasks
 
