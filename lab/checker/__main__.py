@@ -29,6 +29,9 @@ def _collections() -> None:
     )[0]
     if first not in sys.path:
         sys.path.insert(0, first)
+    from .common import load_shared
+
+    load_shared()
 
 
 def _path(value: str | None) -> Path | None:
@@ -81,7 +84,7 @@ def main(argv: list[str]) -> int:
     try:
         lab, _ = lab_hosts(inventory)
         answer = step.prepare(ctx, lab)
-        label = str(file) if file else f"{step.reference} {say('reference')}"
+        label = str(file) if file else step.label(inventory)
         grade = step.grade(ctx, answer, lab)
     except BadInput as err:
         print(str(err), file=sys.stderr)
@@ -89,6 +92,8 @@ def main(argv: list[str]) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as err:  # the checker must never end on a traceback
+        if os.environ.get("LAB_CHECKER_DEBUG"):
+            raise
         from .hosts import HostError
 
         if isinstance(err, HostError):

@@ -15,20 +15,27 @@ from .messages import both
 from .record import Job
 from .run import REPO, Run, run
 
+# The collection's shared code, loaded once at start (load_shared): Ansible's collection
+# loader, set up later in this process by the host look-ups, drops every module imported as
+# ansible_collections.* before it, so the checker keeps the modules themselves.
+_SHARED: dict[str, Any] = {}
+
+
+def load_shared() -> None:
+    from ansible_collections.tplabs.async_tasks.plugins.module_utils import _job
+    from ansible_collections.tplabs.async_tasks.plugins.plugin_utils import _timing
+
+    _SHARED.update(job=_job, timing=_timing)
+
 
 def job_model() -> Any:
     """The collection's job model (states, jid parts): never redefined here."""
-    from ansible_collections.tplabs.async_tasks.plugins.module_utils import _job
-
-    return _job
+    return _SHARED["job"]
 
 
 def max_running(spans: list[tuple[float, float]]) -> int:
-    from ansible_collections.tplabs.async_tasks.plugins.plugin_utils._timing import (
-        max_running as count,
-    )
-
-    return count(spans)
+    """The collection's one definition of jobs running at once."""
+    return _SHARED["timing"].max_running(spans)
 
 
 @dataclass
@@ -130,10 +137,11 @@ class JobSeen:
 
 
 def look(
-    ctx: Context, jobs: list[Job], files: list[str] | None = None
+    ctx: Context, jobs: list[Job], files: list[str] | None = None, run: Run | None = None
 ) -> tuple[list[JobSeen], dict[str, HostView]]:
     """One probe of every host that has jobs (or of the given files' hosts)."""
     model = job_model()
+    jobs = sorted(jobs, key=lambda j: (j.host, j.launched_at))
     hosts = sorted({j.host for j in jobs}) or ctx.hosts.names()
     wanted = {h: {j.jid: model.jid_prefix(j.jid) for j in jobs if j.host == h} for h in hosts}
     before = time.time()
@@ -144,8 +152,33 @@ def look(
         view = views[job.host]
         same_clock = before - 0.5 <= view.now <= after + 0.5
         offset = 0.0 if same_clock else view.now - (before + after) / 2
+        if run is not None and not view.jobs.get(job.jid, {}).get("exists"):
+            returned(view, job, run)
         seen.append(JobSeen(job, view, offset))
     return seen, views
+
+
+def returned(view: HostView, job: Job, run: Run) -> None:
+    """A job file a wait deleted (async_wait cleans up): the record it read on the host instead."""
+    from datetime import datetime
+
+    for report in reversed(run.record.wait_reports(job.host, job.jid)):
+        record = report.get("result")
+        if not isinstance(record, dict):
+            continue
+        info: dict[str, Any] = {
+            "exists": True,
+            "record": record,
+            "path": "(read by the wait)",
+            "pids": [],
+        }
+        for key in ("start", "end"):
+            try:
+                info[key] = datetime.strptime(record[key], "%Y-%m-%d %H:%M:%S.%f").timestamp()
+            except (KeyError, TypeError, ValueError):
+                info[key] = None
+        view.jobs[job.jid] = info
+        return
 
 
 def wait_until_ended(ctx: Context, jobs: list[Job], limit: float) -> list[JobSeen]:

@@ -80,12 +80,14 @@ class Hosts:
             PROBE,
             json.dumps(requests),
             trust_as_template("{{ inventory_hostname }}"),
+            "lab-checker-probe",
         ]
         replies = self._run(hosts, argv=argv)
         for host, reply in replies.items():
             if reply.get("rc") != 0 or "stdout" not in reply:
-                reason = reply.get("msg") or reply.get("stderr") or "no answer"
-                raise HostError(f"{host}: {str(reason).strip()[:300]}")
+                reasons = [reply.get(k) for k in ("msg", "module_stderr", "stderr")]
+                reason = "; ".join(str(r).strip() for r in reasons if r and str(r).strip())
+                raise HostError(f"{host}: {(reason or 'no answer')[:400]}")
             data = json.loads(reply["stdout"])
             views[host] = HostView(
                 host, data["now"], data["async_dir"], data["python"], data["jobs"], data["files"]

@@ -8,6 +8,7 @@ French when LAB_LANG (or, if unset, LANG) starts with "fr": `make check STEP=3 L
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 # key: (English, French). Fields in braces are filled by say().
@@ -82,6 +83,17 @@ TEXT: dict[str, tuple[str, str]] = {
 }
 
 
+def typeset(text: str) -> str:
+    """French spacing: a no-break space before ':' and inside « », a narrow one before ; ! ?
+    (outside `code`)."""
+    parts = text.split("`")
+    for i in range(0, len(parts), 2):
+        part = re.sub(r" :", "\u00a0:", parts[i])
+        part = re.sub(r" ([;!?])", "\u202f\\1", part)
+        parts[i] = part.replace("« ", "«\u00a0").replace(" »", "\u00a0»")
+    return "`".join(parts)
+
+
 def french() -> bool:
     lang = os.environ.get("LAB_LANG") or os.environ.get("LANG") or ""
     return lang.lower().startswith("fr")
@@ -90,9 +102,9 @@ def french() -> bool:
 def say(key: str, **fields: Any) -> str:
     """The sentence for `key` in the trainee's language, with its fields filled."""
     english, french_text = TEXT[key]
-    return (french_text if french() else english).format(**fields)
+    return typeset(french_text.format(**fields)) if french() else english.format(**fields)
 
 
 def both(english: str, french_text: str, **fields: Any) -> str:
     """A one-off sentence given in both languages (step graders use it for their findings)."""
-    return (french_text if french() else english).format(**fields)
+    return typeset(french_text.format(**fields)) if french() else english.format(**fields)

@@ -46,6 +46,11 @@ class Task:
     def waiter(self) -> str:
         return WAIT_ACTIONS.get(self.action, "")
 
+    @property
+    def title(self) -> str:
+        """The task's name without its role prefix ("role : name")."""
+        return self.name.split(" : ", 1)[-1]
+
 
 @dataclass
 class Result:
@@ -78,6 +83,15 @@ def _failed_when(value: Any) -> list[str]:
     return [str(v) for v in value] if isinstance(value, list) else [str(value)]
 
 
+def _templated(task: Task, fields: dict[str, Any]) -> None:
+    """The values the worker templated (a loop's own result may still hold the template)."""
+    for key, attr in (("async_val", "async_val"), ("poll", "poll"), ("throttle", "throttle")):
+        try:
+            setattr(task, attr, int(fields[key]))
+        except (KeyError, TypeError, ValueError):
+            continue
+
+
 class Record:
     def __init__(self, doc: dict[str, Any]) -> None:
         self.doc = doc
@@ -95,18 +109,17 @@ class Record:
                 play=number(t.get("play")),
             )
         self.results: list[Result] = []
+        # when each loop item's launch returned, by (host, jid)
+        self.item_times: dict[tuple[str, str], float] = {}
         starts: dict[tuple[str, str], float] = {}
         for r in doc.get("results", []):
             task = self.tasks.get(r["task"])
             if task is None:
                 continue
-            fields = r.get("fields") or {}
-            if "async_val" in fields:
-                task.async_val = number(fields["async_val"])
-            if "poll" in fields:
-                task.poll = number(fields["poll"], 15)
-            if "throttle" in fields:
-                task.throttle = number(fields["throttle"])
+            _templated(task, r.get("fields") or {})
+            jid = (r.get("result") or {}).get("ansible_job_id")
+            if r["status"].startswith("item_") and isinstance(jid, str):
+                self.item_times[(r["host"], jid)] = r["at"]
             if r["status"] == "start":
                 starts[(r["task"], r["host"])] = r["at"]
             elif r["status"] in FINAL:
@@ -143,7 +156,8 @@ class Record:
                 ]
                 for jid in jids:
                     if isinstance(jid, str) and jid:
-                        jobs.append(Job(res.host, jid, res.task, res.at, part))
+                        at = self.item_times.get((res.host, jid), res.at)
+                        jobs.append(Job(res.host, jid, res.task, at, part))
         return jobs
 
     def background_jobs(self) -> list[Job]:
@@ -155,3 +169,23 @@ class Record:
 
     def task_results(self, task: Task) -> list[Result]:
         return [r for r in self.results if r.task.uuid == task.uuid]
+
+    def wait_reports(self, host: str, jid: str) -> list[dict[str, Any]]:
+        """What the waits (async_status, async_wait) reported about one job, in order."""
+        seen = []
+        for res in self.waits():
+            if res.host != host:
+                continue
+            about = {"waiter": res.task.waiter, "task": res.task.title, "status": res.status}
+            parts = (
+                res.result.get("results")
+                if isinstance(res.result.get("results"), list)
+                else [res.result]
+            )
+            for part in parts:
+                if part.get("ansible_job_id") == jid:
+                    seen.append({**about, **part})
+                for job in part.get("jobs") or []:
+                    if isinstance(job, dict) and job.get("jid") == jid:
+                        seen.append({**about, **job})
+        return seen

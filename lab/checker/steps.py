@@ -17,6 +17,7 @@ from typing import Any
 from . import steps_adhoc, steps_more, steps_play
 from .answer import adhoc, plays, targeted
 from .common import Context, Grade
+from .messages import both, say
 from .run import REPO
 
 
@@ -48,6 +49,12 @@ class Step:
         plays(ctx.file)
         return ctx.playbook(ctx.file, self.quick), lab
 
+    def label(self, inventory: Path) -> str:
+        """What was graded when no FILE was given."""
+        if self.kind == "hosts":
+            return both("the lab hosts of {inv}", "les hôtes du lab de {inv}", inv=inventory)
+        return f"{self.reference} {say('reference')}"
+
     def grade(self, ctx: Context, answer: Any, lab: list[str]) -> Grade:
         first, hosts = answer
         return self.grader(ctx, first, hosts)
@@ -68,7 +75,7 @@ STEPS: dict[str, Step] = {
             ("an ad hoc command in the background", "une commande ad hoc en arrière-plan"),
             "playbooks/step1.yml",
             steps_adhoc.grade_step1,
-            {"fire_and_forget_seconds": 60},
+            {"fire_and_forget_seconds": 300},
             kind="adhoc",
         ),
         Step(

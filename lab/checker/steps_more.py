@@ -19,7 +19,7 @@ def grade_step8(ctx: Context, run: Run, hosts: list[str]) -> Grade:
     jobs = launched(grade, run, hosts)
     if not jobs:
         return grade
-    seen, _ = look(ctx, jobs)
+    seen, _ = look(ctx, jobs, run=run)
     if not all_waited(grade, seen):
         return grade
     for host, mine in sorted(by_host(seen).items()):
@@ -122,12 +122,23 @@ def grade_step9(ctx: Context, run: Run, hosts: list[str]) -> Grade:
     jobs = launched(grade, run, hosts)
     if not jobs:
         return grade
-    seen, _ = look(ctx, jobs)
+    seen, _ = look(ctx, jobs, run=run)
     if not all_waited(grade, seen):
         return grade
     for host, mine in sorted(by_host(seen).items()):
         spans = [s.span for s in mine if s.span]
-        if not spans:
+        if len(spans) < len(mine):
+            grade.lack(
+                (
+                    "{host}: the jobs' start and end could not be read (no job file, no record from a wait)",
+                    "{host} : le début et la fin des tâches sont illisibles (ni fichier de job, ni résultat d'attente)",
+                ),
+                (
+                    "wait for the jobs with async_status or async_wait in the same play",
+                    "attendez les tâches avec async_status ou async_wait dans le même play",
+                ),
+                host=host,
+            )
             continue
         shortest = min(b - a for a, b in spans)
         sync = sync_spans(run, host, shortest)
@@ -181,7 +192,7 @@ def grade_challenge(ctx: Context, run: Run, hosts: list[str]) -> Grade:
     if not run_ok(grade, run):
         return grade
     jobs = launched(grade, run, hosts)
-    seen, views = look(ctx, jobs, files=[CHALLENGE_FILE])
+    seen, views = look(ctx, jobs, files=[CHALLENGE_FILE], run=run)
     for host in hosts:
         view = views.get(host) or ctx.hosts.probe([host], files=[CHALLENGE_FILE])[host]
         found = view.files.get(CHALLENGE_FILE, {})

@@ -55,32 +55,7 @@ def launched(grade: Grade, run: Run, hosts: list[str], background: bool = True) 
 
 
 def wait_saw(record: Record, host: str, jid: str) -> list[dict[str, Any]]:
-    """What the waits (async_status, async_wait) reported about one job."""
-    seen = []
-    for res in record.waits():
-        if res.host != host:
-            continue
-        parts = (
-            res.result.get("results")
-            if isinstance(res.result.get("results"), list)
-            else [res.result]
-        )
-        for part in parts:
-            if part.get("ansible_job_id") == jid:
-                seen.append(
-                    {"waiter": res.task.waiter, "task": res.task.name, "status": res.status, **part}
-                )
-            for job in part.get("jobs") or []:
-                if isinstance(job, dict) and job.get("jid") == jid:
-                    seen.append(
-                        {
-                            "waiter": res.task.waiter,
-                            "task": res.task.name,
-                            "status": res.status,
-                            **job,
-                        }
-                    )
-    return seen
+    return record.wait_reports(host, jid)
 
 
 def reported_finished(report: dict[str, Any]) -> bool:
@@ -97,7 +72,7 @@ def grade_step3(ctx: Context, run: Run, hosts: list[str]) -> Grade:
     jobs = launched(grade, run, hosts)
     if not jobs:
         return grade
-    seen, _ = look(ctx, jobs)
+    seen, _ = look(ctx, jobs, run=run)
     for s in seen:
         returned = s.host_time(run.record.ended or run.ended)
         after = after_return(s, returned)
@@ -149,7 +124,7 @@ def grade_step4(ctx: Context, run: Run, hosts: list[str]) -> Grade:
     jobs = launched(grade, run, hosts)
     if not jobs:
         return grade
-    seen, _ = look(ctx, jobs)
+    seen, _ = look(ctx, jobs, run=run)
     for s in seen:
         host, jid = s.job.host, s.job.jid
         reports = [r for r in wait_saw(run.record, host, jid) if reported_finished(r)]
@@ -235,7 +210,7 @@ def grade_step5(ctx: Context, run: Run, hosts: list[str]) -> Grade:
     jobs = launched(grade, run, hosts, background=False)
     if not jobs:
         return grade
-    throttled = sorted({j.task.name for j in jobs if j.task.throttle == 2})
+    throttled = sorted({j.task.title for j in jobs if j.task.throttle == 2})
     if not throttled:
         values = sorted({j.task.throttle for j in jobs})
         grade.lack(
@@ -249,7 +224,7 @@ def grade_step5(ctx: Context, run: Run, hosts: list[str]) -> Grade:
             ),
             values=", ".join(str(v or "none") for v in values),
         )
-    seen, _ = look(ctx, jobs)
+    seen, _ = look(ctx, jobs, run=run)
     if not all_waited(grade, seen):
         return grade
     if throttled:
@@ -274,7 +249,7 @@ def grade_step6(ctx: Context, run: Run, hosts: list[str]) -> Grade:
     jobs = launched(grade, run, hosts)
     if not jobs:
         return grade
-    for name in sorted({j.task.name for j in jobs if j.task.throttle}):
+    for name in sorted({j.task.title for j in jobs if j.task.throttle}):
         grade.lack(
             (
                 "no throttle on {task!r} (step 6 compares forks alone)",
@@ -286,7 +261,7 @@ def grade_step6(ctx: Context, run: Run, hosts: list[str]) -> Grade:
             ),
             task=name,
         )
-    seen, _ = look(ctx, jobs)
+    seen, _ = look(ctx, jobs, run=run)
     if not all_waited(grade, seen):
         return grade
     for uuid in sorted({j.task.uuid for j in jobs}):
@@ -296,7 +271,7 @@ def grade_step6(ctx: Context, run: Run, hosts: list[str]) -> Grade:
                 "forks 2: at most {most} hosts ran the launch task {task!r} at once (controller side)",
                 "forks 2 : au plus {most} hôtes ont exécuté la tâche de lancement {task!r} en même temps (côté contrôleur)",
                 most=max_running(spans),
-                task=run.record.tasks[uuid].name,
+                task=run.record.tasks[uuid].title,
             )
     concurrency(grade, seen)
     grade.see(
@@ -326,7 +301,7 @@ def _lab_form(grade: Grade, run: Run) -> None:
                     "mettez le test sur le résultat de l'attente : `failed_when: job_status.rc | default(0) != 0` sur la tâche async_status, "
                     "ou block/rescue autour de l'attente",
                 ),
-                task=task.name,
+                task=task.title,
                 cond=" and ".join(task.failed_when),
                 why=str(res.result.get("msg") or res.result.get("failed_when_result"))[:200],
             )
@@ -365,7 +340,7 @@ def grade_step7(ctx: Context, run: Run, hosts: list[str]) -> Grade:
         run_ok(grade, run)
         return grade
     jobs = launched(grade, run, hosts)
-    seen, _ = look(ctx, jobs) if jobs else ([], {})
+    seen, _ = look(ctx, jobs, run=run) if jobs else ([], {})
     model = job_model()
     timed_out = set()
     for s in seen:
@@ -440,7 +415,7 @@ def grade_step7(ctx: Context, run: Run, hosts: list[str]) -> Grade:
                 "seule l'attente peut signaler le dépassement ; corrigez cette tâche",
             ),
             host=res.host,
-            task=res.task.name,
+            task=res.task.title,
             msg=str(res.result.get("msg", ""))[:200],
         )
     return grade
