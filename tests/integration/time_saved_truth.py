@@ -40,8 +40,9 @@ class Shaped:
     stamps: dict[str, tuple[float, float]]  # "<name>-<host>" -> (start, end), report clock
 
     def play(self, name: str) -> dict[str, Any]:
-        [play] = [play for play in self.report["plays"] if play["name"] == name]
-        return play
+        found = [play for play in self.report["plays"] if play["name"] == name]
+        assert len(found) == 1, f"{len(found)} plays named {name!r} in the report"
+        return found[0]
 
     def truth(self, name: str) -> dict[str, tuple[float, float]]:
         """host -> (start, end) of the stamps called ``name``."""
