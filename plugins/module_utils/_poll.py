@@ -12,12 +12,10 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import shutil
-import stat
-import sys
 import time
 
 from ansible_collections.tplabs.async_tasks.plugins.module_utils import _job, _proc
+from ansible_collections.tplabs.async_tasks.plugins.module_utils._kill import Killer
 
 PROC_SCAN_EVERY = 1.0  # seconds a process table read serves while jobs look alive
 MIN_INTERVAL = 0.01
@@ -67,7 +65,7 @@ def _pw_home() -> str | None:
         return None
 
 
-class Poller:
+class Poller(Killer):
     """State of one call: what was seen of each job, and the process table."""
 
     def __init__(
@@ -357,101 +355,13 @@ class Poller:
 
     # -- kill -----------------------------------------------------------------------------
 
-    def kill(self) -> None:
-        """Kill every job that still runs; ``killed`` only once its processes are gone."""
-        self.checks += 1
-        table = self.table(fresh=True)
-        targets: dict = {}
-        suspects = []
-        for jid in self.jids:
-            entry, suspect = self.safely(jid, table, None)
-            if suspect:
-                suspects.append((jid, self.files.get(jid) or _job.JobFile("", "missing")))
-                continue
-            if entry["state"] in (_job.RUNNING, _job.QUEUED):
-                entry, target = self.kill_target(jid, entry, table)
-                if target is not None:
-                    targets[jid] = target
-            self.record(jid, entry)
-        if suspects:  # nothing of them runs: confirm on a fresh table, signal nothing
-            fresh = self.table(fresh=True)
-            for jid, before in suspects:
-                self.record(jid, self.safely(jid, fresh, before)[0])
-        if targets:
-            procs = {jid: found for jid, (found, _) in targets.items()}
-            left, errors = _proc.kill_all(procs, table, self.proc)
-            for jid, (found, before) in targets.items():
-                self.record(jid, self.after_kill(jid, found, before, left[jid], errors[jid]))
-
-    def kill_target(self, jid: str, entry: dict, table) -> tuple:
-        """(entry, (JobProcs, JobFile)) for a job to signal, or (kill_failed entry, None)."""
-        found = self.files.get(jid)
-        reason = entry.get("msg") or ""
-        target = None
-        if table is None or found is None or found.kind != "record":
-            reason = reason or "its job file cannot be read"
-        else:
-            procs = self.identify(jid, found, table)
-            me = os.geteuid()
-            if not procs.certain:
-                reason = f"not tied to its processes with certainty: {procs.reason}"
-            elif me != 0 and any(uid != me for uid in procs.uids):
-                reason = (
-                    f"not ours: its processes run as uid {procs.uids}, this wait as uid {me} "
-                    "(wait as the job's user, or as root)"
-                )
-            else:
-                target = (procs, found)
-        if target is not None:
-            return entry, target
-        entry.update(state=_job.KILL_FAILED, msg=f"not killed, nothing signalled: {reason}")
-        return entry, None
-
-    def after_kill(self, jid, procs, before, left, errors) -> dict:
-        if left:
-            why = "; ".join(sorted({text for _, text in errors})) or (
-                "still running after SIGTERM and SIGKILL"
-            )
-            entry = self.base(jid, before)
-            entry.update(
-                state=_job.KILL_FAILED,
-                msg=f"not killed: process(es) {left} still run ({why}); job file left as it was",
-                started_at=before.mtime,
-                pids=left,
-            )
-            return entry
-        now = self.clock()
-        found = _job.read_job_file(before.path, self.max_bytes, before)
-        if found is not before and found.kind != "missing":
-            entry, _ = self.inspect(jid, self.table(fresh=True))
-            entry["msg"] = f"its processes are gone; it ended by itself: {entry.get('msg', '')}"
-            return entry
-        record = {
-            "started": True,
-            "finished": True,
-            "failed": True,
-            _job.KILLED_MARK: True,
-            "ansible_job_id": jid,
-            "msg": "killed by tplabs.async_tasks.async_wait after the wait timed out",
-            "killed_pids": procs.pids,
-        }
-        entry = self.base(jid, before)
-        entry.update(state=_job.KILLED, started_at=before.mtime, ended_at=now, result=record)
-        entry["msg"] = record["msg"]
-        if found.kind == "missing":
-            entry["msg"] += "; its job file was removed meanwhile and is not written again"
-            entry["_keep"] = "removed by someone else"
-        else:
-            try:
-                _job.write_job_file(before.path, record, before.mode or 0o600, _owner(before))
-            except OSError as err:
-                entry["msg"] += f"; the kill record could not be written: {err}"
-                entry["_keep"] = "no kill record"
-        removed, problems = remove_launch_tmpdirs(procs.tmpdirs, before.uid)
-        if removed:
-            entry["launch_tmp_removed"] = removed
-        if problems:
-            entry["launch_tmp_error"] = "; ".join(problems)
+    def settle(self, jid: str, note: str) -> dict:
+        """What a job is now, on fresh process tables (confirmed when it looks dead)."""
+        entry, suspect = self.safely(jid, self.table(fresh=True), None)
+        if suspect:
+            before = self.files.get(jid) or _job.JobFile("", "missing")
+            entry, _ = self.safely(jid, self.table(fresh=True), before)
+        entry["msg"] = f"{note}: {entry.get('msg') or entry['state']}"
         return entry
 
     def reply_jobs(self) -> list:
@@ -461,50 +371,3 @@ class Poller:
             if entry is not None:
                 out.append({k: v for k, v in entry.items() if not k.startswith("_")})
         return out
-
-
-def _owner(found: _job.JobFile) -> tuple | None:
-    if found.uid is None or found.gid is None:
-        return None
-    return found.uid, found.gid
-
-
-def remove_launch_tmpdirs(dirs: list, owner: int | None) -> tuple:
-    """Remove a killed job's launch temp dirs (its module and arguments: secrets).
-
-    Only a real directory (not a link) owned by the job's owner, named by the wrapper's
-    command line as async_wrapper would remove it at the end of the job.
-    """
-    removed, problems = [], []
-    for directory in dirs:
-        try:
-            info = os.lstat(directory)
-        except FileNotFoundError:
-            continue
-        except OSError as err:
-            problems.append(f"{directory}: {err.strerror or err}")
-            continue
-        if not stat.S_ISDIR(info.st_mode) or info.st_uid != owner:
-            problems.append(f"{directory}: not a directory of uid {owner}, kept")
-            continue
-        errors = _rmtree(directory)
-        if errors:
-            problems.append("; ".join(errors[:3]))
-        else:
-            removed.append(directory)
-    return removed, problems
-
-
-def _rmtree(directory: str) -> list:
-    """shutil.rmtree (which never follows links), its errors collected."""
-    errors: list = []
-
-    def note(_func, path, exc) -> None:
-        # onexc (3.12+) passes the exception, onerror (before) an exc_info tuple
-        errors.append(f"{path}: {exc[1] if isinstance(exc, tuple) else exc}")
-
-    if sys.version_info >= (3, 12):
-        shutil.rmtree(directory, onexc=note)
-    else:
-        shutil.rmtree(directory, onerror=note)
-    return errors

@@ -231,6 +231,8 @@ class JobProcs:
     reason: str = ""  # why not certain, or what was found
     tmpdirs: list = field(default_factory=list)  # launch temp dirs named by the wrappers
     uids: list = field(default_factory=list)  # owners of the job's processes
+    supervisor: Process | None = None  # an async_launch job's supervisor, when it runs
+    whole_launch: bool = False  # a supervisor stopped with every unfinished job of its launch
 
 
 def _forbidden_group(pgid: int, table: ProcTable) -> bool:
@@ -360,6 +362,7 @@ def launch_job(table: ProcTable, jid: str, record: dict, owner: int | None) -> J
     supervisor = table.live(pid, start)
     if supervisor is not None and supervisor.uid != uid:
         supervisor = None  # the same pid and start time under another owner: not ours
+    found.supervisor = supervisor
     job = _ints(info.get("job"), ("pid", "pgid", "starttime"))
     proc = None if job is None else table.live(job[0], job[2])
     if proc is None or proc.uid != uid:
@@ -378,6 +381,19 @@ def launch_job(table: ProcTable, jid: str, record: dict, owner: int | None) -> J
         return found
     _collect(table, [proc], None, found, pgid=proc.pid if proc.pgid == proc.pid else None)
     found.certain = True
+    return found
+
+
+def supervisor_target(table: ProcTable, supervisor: Process) -> JobProcs:
+    """An async_launch supervisor alone, to be stopped when every unfinished job of its
+    launch is to be killed (on SIGTERM it kills its running jobs and starts no other)."""
+    found = JobProcs(alive=True, certain=True, pids=[supervisor.pid], whole_launch=True)
+    found.starttimes = {supervisor.pid: supervisor.starttime}
+    found.loose = [supervisor.pid]
+    found.uids = [supervisor.uid]
+    if supervisor.pid <= 1 or supervisor.pid == table.own_pid:
+        found.certain = False
+        found.reason = f"pid {supervisor.pid} is never signalled"
     return found
 
 

@@ -33,7 +33,7 @@ import json, os, signal, subprocess, sys
 prefix, limit, module = sys.argv[1], sys.argv[2], sys.argv[3]
 jid = "%s.%d" % (prefix, os.getpid())
 path = os.path.join(os.environ["ANSIBLE_ASYNC_DIR"], jid)
-seconds = os.environ.get("FAKE_SECONDS", "120")
+seconds = os.environ.get("FAKE_SECONDS", "3600")
 if os.environ.get("FAKE_IGNORE_TERM"):
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
@@ -128,7 +128,7 @@ class FakeJobs:
     def start(
         self,
         async_dir: Path,
-        seconds: int = 120,
+        seconds: int = 3600,
         uid: int | None = None,
         shim: bool = False,
         ignore_term: bool = False,

@@ -149,10 +149,16 @@ def test_the_process_table_is_read_at_most_once_a_second(async_dir: Path, monkey
     scans = []
     real = _proc.scan
     monkeypatch.setattr(_proc, "scan", lambda proc="/proc": scans.append(1) or real(proc))
+    now = [1000.0]  # a virtual clock: the test does not depend on how fast checks run
+    monkeypatch.setattr(_poll.time, "monotonic", lambda: now[0])
     p = poller(async_dir, *(f"j1.{n}" for n in range(20)))
     for _ in range(5):
         p.check()
+        now[0] += 0.19
     assert len(scans) == 1
+    now[0] += 0.5  # a second after the first read
+    p.check()
+    assert len(scans) == 2
 
 
 def test_a_job_that_ends_while_it_looks_dead_is_not_orphaned(async_dir: Path, monkeypatch) -> None:

@@ -12,6 +12,7 @@ import os
 import shutil
 import signal
 import stat
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -453,3 +454,78 @@ def test_a_job_where_the_pwd_fallback_put_it_is_found(poll, shared) -> None:
     entry = jobs_by_jid(reply)["j1.2"]
     assert entry["state"] == "finished", entry
     assert entry["found_in"] == str(cwd)
+
+
+# --- async_launch's jobs: tied by the record, the supervisor spared unless all its jobs go --
+
+
+def starttime(pid: int) -> int:
+    raw = Path(f"/proc/{pid}/stat").read_bytes()
+    return int(raw[raw.rindex(b")") + 2 :].split()[19])
+
+
+@pytest.fixture
+def launch():
+    """A stand-in for async_launch's supervisor (its own session) and its jobs' processes."""
+    started: list[subprocess.Popen] = []
+
+    def spawn(own_session: bool) -> subprocess.Popen:
+        argv = ["setsid", "sleep", "3600"] if own_session else ["sleep", "3600"]
+        proc = subprocess.Popen(argv, process_group=None if own_session else 0)
+        started.append(proc)
+        deadline = time.monotonic() + 20
+        while (
+            time.monotonic() < deadline
+            and b"sleep" not in Path(f"/proc/{proc.pid}/cmdline").read_bytes()
+        ):
+            time.sleep(0.02)
+        return proc
+
+    yield spawn
+    for proc in started:
+        proc.kill()
+        proc.wait()
+
+
+def launch_record(jid: str, sup: int, job: int | None = None) -> dict:
+    record = {**RUNNING, "ansible_job_id": jid}
+    info = {"pid": sup, "starttime": starttime(sup), "pgid": sup, "uid": 0}
+    if job is None:
+        record["queued"] = True
+    else:
+        info["job"] = {"pid": job, "pgid": job, "starttime": starttime(job)}
+    record["_tplabs_process"] = info
+    return record
+
+
+def alive(proc: subprocess.Popen) -> bool:
+    try:
+        return Path(f"/proc/{proc.pid}/stat").read_bytes().split(b") ")[1][:1] not in b"ZX"
+    except OSError:
+        return False
+
+
+def test_kill_of_a_launch_job_spares_its_supervisor(poll, launch, async_dir) -> None:
+    sup, job = launch(True), launch(False)
+    jid = f"j123456789012.{sup.pid}"
+    write(async_dir, jid, launch_record(jid, sup.pid, job.pid))
+    reply = run_poll(poll, jids=[jid], async_dir=str(async_dir), mode="kill")
+    entry = jobs_by_jid(reply)[jid]
+    assert entry["state"] == "killed", entry
+    assert not alive(job) and alive(sup)
+
+
+def test_a_queued_launch_job_stops_its_supervisor_only_with_all_its_jobs(
+    poll, launch, async_dir
+) -> None:
+    sup = launch(True)
+    queued, other = f"j100000000001.{sup.pid}", f"j100000000002.{sup.pid}"
+    write(async_dir, queued, launch_record(queued, sup.pid))
+    write(async_dir, other, launch_record(other, sup.pid))
+    reply = run_poll(poll, jids=[queued], async_dir=str(async_dir), mode="kill")
+    entry = jobs_by_jid(reply)[queued]
+    assert entry["state"] == "kill_failed", entry
+    assert other in entry["msg"] and alive(sup)
+    reply = run_poll(poll, jids=[queued, other], async_dir=str(async_dir), mode="kill")
+    assert [j["state"] for j in reply["jobs"]] == ["killed", "killed"], reply
+    assert not alive(sup)

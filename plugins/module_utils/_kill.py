@@ -1,0 +1,192 @@
+# Copyright: (c) 2026, tplabs developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The kill half of async_job_poll: stop jobs' processes and see them gone.
+
+Private to the collection: no guarantee of a stable interface outside it. Runs on the
+managed hosts (standard library, ``_job`` and ``_proc`` only, Python >= 3.7). ``Killer``
+is a part of ``_poll.Poller`` (it uses the poller's reads and verdicts).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import sys
+
+from ansible_collections.tplabs.async_tasks.plugins.module_utils import _job, _proc
+
+
+class Killer:
+    """Kill every job still running: ``killed`` only once its processes are seen gone."""
+
+    def kill(self) -> None:
+        """Kill every job that still runs; ``killed`` only once its processes are gone."""
+        self.checks += 1
+        table = self.table(fresh=True)
+        targets: dict = {}
+        suspects = []
+        for jid in self.jids:
+            entry, suspect = self.safely(jid, table, None)
+            if suspect:
+                suspects.append((jid, self.files.get(jid) or _job.JobFile("", "missing")))
+                continue
+            if entry["state"] in (_job.RUNNING, _job.QUEUED):
+                entry, target = self.kill_target(jid, entry, table)
+                if target is not None:
+                    targets[jid] = target
+            self.record(jid, entry)
+        if suspects:  # nothing of them runs: confirm on a fresh table, signal nothing
+            fresh = self.table(fresh=True)
+            for jid, before in suspects:
+                self.record(jid, self.safely(jid, fresh, before)[0])
+        if targets:
+            # Supervisors first: a stopped supervisor starts no queued job when a slot frees.
+            order = sorted(targets, key=lambda j: not targets[j][0].whole_launch)
+            procs = {jid: targets[jid][0] for jid in order}
+            left, errors = _proc.kill_all(procs, table, self.proc)
+            for jid, (found, before) in targets.items():
+                self.record(jid, self.after_kill(jid, found, before, left[jid], errors[jid]))
+
+    def kill_target(self, jid: str, entry: dict, table) -> tuple:
+        """(entry, (JobProcs, JobFile)) for a job to signal, or (kill_failed entry, None)."""
+        found = self.files.get(jid)
+        reason = entry.get("msg") or ""
+        target = None
+        if table is None or found is None or found.kind != "record":
+            reason = reason or "its job file cannot be read"
+        else:
+            procs = self.identify(jid, found, table)
+            if not procs.certain and procs.supervisor is not None:
+                procs, reason = self.queued_target(jid, found, procs.supervisor, table)
+            me = os.geteuid()
+            if procs is None:
+                pass
+            elif not procs.certain:
+                reason = f"not tied to its processes with certainty: {procs.reason}"
+            elif me != 0 and any(uid != me for uid in procs.uids):
+                reason = (
+                    f"not ours: its processes run as uid {procs.uids}, this wait as uid {me} "
+                    "(wait as the job's user, or as root)"
+                )
+            else:
+                target = (procs, found)
+        if target is not None:
+            return entry, target
+        entry.update(state=_job.KILL_FAILED, msg=f"not killed, nothing signalled: {reason}")
+        return entry, None
+
+    def queued_target(self, jid: str, found: _job.JobFile, supervisor, table) -> tuple:
+        """An async_launch job without a process of its own (queued): its supervisor is
+        stopped only when every unfinished job of its launch is being killed."""
+        others = []
+        directory = os.path.dirname(found.path)
+        suffix = f".{supervisor.pid}"
+        try:
+            names = [n for n in os.listdir(directory) if n.endswith(suffix) and _job.is_jid(n)]
+        except OSError as err:
+            return None, f"cannot list {directory}: {err.strerror or err}"
+        for name in names:
+            other = _job.read_job_file(os.path.join(directory, name), self.max_bytes)
+            info = (other.record or {}).get(_job.PROCESS_KEY)
+            same = isinstance(info, dict) and info.get("starttime") == supervisor.starttime
+            if same and other.state in _job.ACTIVE_STATES and name not in self.jids:
+                others.append(name)
+        if others:
+            return None, (
+                f"queued in the launch of supervisor {supervisor.pid}, which also runs "
+                f"{len(others)} unfinished job(s) not to be killed ({', '.join(sorted(others)[:5])})"
+            )
+        return _proc.supervisor_target(table, supervisor), ""
+
+    def after_kill(self, jid, procs, before, left, errors) -> dict:
+        if left:
+            why = "; ".join(sorted({text for _, text in errors})) or (
+                "still running after SIGTERM and SIGKILL"
+            )
+            entry = self.base(jid, before)
+            entry.update(
+                state=_job.KILL_FAILED,
+                msg=f"not killed: process(es) {left} still run ({why}); job file left as it was",
+                started_at=before.mtime,
+                pids=left,
+            )
+            return entry
+        now = self.clock()
+        found = _job.read_job_file(before.path, self.max_bytes, before)
+        if found is not before and found.kind != "missing":
+            return self.settle(jid, "its processes are gone, and its job file changed meanwhile")
+        record = {
+            "started": True,
+            "finished": True,
+            "failed": True,
+            _job.KILLED_MARK: True,
+            "ansible_job_id": jid,
+            "msg": "killed by tplabs.async_tasks.async_wait after the wait timed out",
+            "killed_pids": procs.pids,
+        }
+        entry = self.base(jid, before)
+        entry.update(state=_job.KILLED, started_at=before.mtime, ended_at=now, result=record)
+        entry["msg"] = record["msg"]
+        if found.kind == "missing":
+            entry["msg"] += "; its job file was removed meanwhile and is not written again"
+            entry["_keep"] = "removed by someone else"
+        else:
+            try:
+                _job.write_job_file(before.path, record, before.mode or 0o600, _owner(before))
+            except OSError as err:
+                entry["msg"] += f"; the kill record could not be written: {err}"
+                entry["_keep"] = "no kill record"
+        removed, problems = remove_launch_tmpdirs(procs.tmpdirs, before.uid)
+        if removed:
+            entry["launch_tmp_removed"] = removed
+        if problems:
+            entry["launch_tmp_error"] = "; ".join(problems)
+        return entry
+
+
+def _owner(found: _job.JobFile) -> tuple | None:
+    if found.uid is None or found.gid is None:
+        return None
+    return found.uid, found.gid
+
+
+def remove_launch_tmpdirs(dirs: list, owner: int | None) -> tuple:
+    """Remove a killed job's launch temp dirs (its module and arguments: secrets).
+
+    Only a real directory (not a link) owned by the job's owner, named by the wrapper's
+    command line as async_wrapper would remove it at the end of the job.
+    """
+    removed, problems = [], []
+    for directory in dirs:
+        try:
+            info = os.lstat(directory)
+        except FileNotFoundError:
+            continue
+        except OSError as err:
+            problems.append(f"{directory}: {err.strerror or err}")
+            continue
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != owner:
+            problems.append(f"{directory}: not a directory of uid {owner}, kept")
+            continue
+        errors = _rmtree(directory)
+        if errors:
+            problems.append("; ".join(errors[:3]))
+        else:
+            removed.append(directory)
+    return removed, problems
+
+
+def _rmtree(directory: str) -> list:
+    """shutil.rmtree (which never follows links), its errors collected."""
+    errors: list = []
+
+    def note(_func, path, exc) -> None:
+        # onexc (3.12+) passes the exception, onerror (before) an exc_info tuple
+        errors.append(f"{path}: {exc[1] if isinstance(exc, tuple) else exc}")
+
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(directory, onexc=note)
+    else:
+        shutil.rmtree(directory, onerror=note)
+    return errors
