@@ -44,7 +44,10 @@ class Task:
 
     @property
     def waiter(self) -> str:
-        return WAIT_ACTIONS.get(self.action, "")
+        """async_status or async_wait, or async_launch (which can wait for its own jobs)."""
+        return WAIT_ACTIONS.get(self.action) or (
+            "async_launch" if self.action in LAUNCH_ACTIONS else ""
+        )
 
     @property
     def title(self) -> str:

@@ -159,6 +159,7 @@ STEPS: dict[str, Step] = {
                 "job_seconds": 3,
                 "wait_delay": 1,
                 "group_jobs_delay": 1,
+                "group_jobs_waiter": "async_status",
                 "group_jobs_jobs": [
                     {"name": "fetch", "seconds": 2},
                     {"name": "build", "seconds": 4},

@@ -14,7 +14,7 @@ from .record import Job
 from .run import REPO, Run
 from .steps_play import after_return, reported_finished, wait_saw
 
-STEP2_SECONDS = 25
+STEP2_SECONDS = 45
 INVENTORY_OPTIONS = {"-i", "--inventory", "--inventory-file", "-c", "--connection"}
 
 
@@ -231,8 +231,21 @@ def grade_step2(ctx: Context, argv: list[str] | None, hosts: list[str]) -> Grade
     job: Job = jobs[0]
     first = status_round(ctx, argv, host, job.jid)
     seen, _ = look(ctx, [job])
-    running = seen[0].state in job_model().ACTIVE_STATES
-    grade_round(grade, first, host, job.jid, False if running else None, seen[0].state)
+    if seen[0].state in job_model().ACTIVE_STATES:
+        grade_round(grade, first, host, job.jid, False, seen[0].state)
+    else:
+        grade.lack(
+            (
+                "{host}: the checker's {n} s job had already ended when your command had run: its running state was not seen",
+                "{host} : la tâche de {n} s du correcteur était déjà finie après votre commande : son état running n'a pas été vu",
+            ),
+            (
+                "the machine is very slow right now: run the check again",
+                "la machine est très lente en ce moment : relancez la vérification",
+            ),
+            host=host,
+            n=STEP2_SECONDS,
+        )
     ended = wait_until_ended(ctx, [job], STEP2_SECONDS + 60)
     second = status_round(ctx, argv, host, job.jid)
     grade_round(grade, second, host, job.jid, True, ended[0].state)

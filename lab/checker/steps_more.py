@@ -16,7 +16,7 @@ def grade_step8(ctx: Context, run: Run, hosts: list[str]) -> Grade:
     grade = Grade()
     if not run_ok(grade, run):
         return grade
-    jobs = launched(grade, run, hosts)
+    jobs = launched(grade, run, hosts, background=False)
     if not jobs:
         return grade
     seen, _ = look(ctx, jobs, run=run)
@@ -37,12 +37,14 @@ def grade_step8(ctx: Context, run: Run, hosts: list[str]) -> Grade:
                 n=len(mine),
             )
             continue
-        waiters = {
-            r["task"]
-            for s in mine
-            for r in wait_saw(run.record, host, s.job.jid)
-            if reported_finished(r)
-        }
+        # the tasks that saw each launch task's jobs finished (one per launch: grouped)
+        per_launch: dict[str, set[str]] = {}
+        for s in mine:
+            saw = wait_saw(run.record, host, s.job.jid)
+            per_launch.setdefault(s.job.task.uuid, set()).update(
+                r["task"] for r in saw if reported_finished(r)
+            )
+        waiters = set().union(*per_launch.values())
         unseen = [
             s.job.jid
             for s in mine
@@ -62,7 +64,7 @@ def grade_step8(ctx: Context, run: Run, hosts: list[str]) -> Grade:
                 jids=", ".join(unseen),
             )
             continue
-        if len(waiters) > 1:
+        if any(len(w) > 1 for w in per_launch.values()):
             grade.lack(
                 (
                     "{host}: the jobs were waited for by {n} tasks ({tasks}), not grouped in one",
@@ -85,7 +87,7 @@ def grade_step8(ctx: Context, run: Run, hosts: list[str]) -> Grade:
             host=host,
             n=len(mine),
             most=max_running(spans) if len(spans) == len(mine) else "?",
-            task=next(iter(waiters)),
+            task=", ".join(sorted(waiters)),
             failed=f" (failed: {', '.join(failed)})" if failed else "",
         )
     return grade

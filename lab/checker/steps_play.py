@@ -69,7 +69,7 @@ def grade_step3(ctx: Context, run: Run, hosts: list[str]) -> Grade:
     grade = Grade()
     if not run_ok(grade, run):
         return grade
-    jobs = launched(grade, run, hosts)
+    jobs = launched(grade, run, hosts, background=False)
     if not jobs:
         return grade
     seen, _ = look(ctx, jobs, run=run)
@@ -303,9 +303,16 @@ def _lab_form(grade: Grade, run: Run) -> None:
                 ),
                 task=task.title,
                 cond=" and ".join(task.failed_when),
-                why=str(res.result.get("msg") or res.result.get("failed_when_result"))[:200],
+                why=_why(res.result),
             )
             return
+
+
+def _why(result: dict[str, Any]) -> str:
+    """The run's own words for a failed launch (failed_when's error before the generic msg)."""
+    cond = result.get("failed_when_result")
+    text = cond if isinstance(cond, str) else result.get("msg", "")
+    return str(text)[:200]
 
 
 def timeout_reports(run: Run, host: str, jid: str) -> list[dict[str, Any]]:

@@ -92,10 +92,12 @@ RIGHT = {
     "right-2-adhoc": ["async_status said finished=false", "async_status said finished=true, rc=0"],
     "right-3": ["still ran when the play returned"],
     "right-4": ["ended", "before the play returned", "reported it finished (rc 0)"],
-    "right-5": ["throttle 2 on", "at most 3 running at once", "throttle only paces the launches"],
-    "right-6": ["forks 2: at most 2 hosts ran the launch task", "at most 3 running at once"],
+    # How many ran at once depends on how fast the launches go (3 on a quiet machine): shown,
+    # not asserted.
+    "right-5": ["throttle 2 on", "running at once", "throttle only paces the launches"],
+    "right-6": ["forks 2: at most", "hosts ran the launch task", "running at once"],
     "right-7": ["killed at its async limit (3 s)", 'saw "Timeout exceeded"'],
-    "right-8": ["3 jobs, at most 3 running at once, all waited for by"],
+    "right-8": ["3 jobs, at most", "running at once, all waited for by"],
     "right-9": ["jobs one after the other", "s gained, x"],
     "right-challenge": ["/tmp/async-done.txt holds 'Async OK'", "(async_status) waited for it"],
 }
