@@ -37,8 +37,9 @@ description:
   - "Connection faults during the wait are ridden out as core's C(poll: N) rides them out: a
     round trip that fails (the connection fails, a file transfer fails, or the poll module
     fails) is retried after a pause of 1, 2, 4, then 5 s, the connection reset where the
-    plugin supports it, until O(timeout) is reached or O(max_connection_failures) round trips
-    in a row have failed. Each retry is shown with C(-vvv). Then the host is reported
+    plugin supports it, until O(timeout) is reached (without one, until the jobs' own
+    C(async) limits have passed, when the host reports them) or O(max_connection_failures)
+    round trips in a row have failed. Each retry is shown with C(-vvv). Then the host is reported
     unreachable (or the task failed, for a module that keeps failing) with a message that says
     how many round trips failed over how long and which jobs were unfinished."
   - With C(-v), prints the progress of each host after each poll (jobs done, pending, elapsed).
@@ -101,7 +102,10 @@ options:
       - With the default V(6), the pauses between retries add up to 17 s (1, 2, 4, 5, 5 s), plus
         the time the failed round trips took; a container or host that restarts within that
         time is waited for, one that stays down is reported within about 20 to 30 s.
-      - V(0) sets no count, only the deadline - O(timeout), which is then required.
+      - V(0) sets no count, only a deadline - O(timeout), or without one the moment every
+        unfinished job has passed its own C(async) limit (when the host reports the limits,
+        as C(async_limit)); when neither is known, the default count applies, so that a lost
+        host is never waited for forever.
       - O(timeout) always wins - the wait never runs past it for a fault.
     type: int
     default: 6

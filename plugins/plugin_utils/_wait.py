@@ -20,7 +20,9 @@ loop against a monotonic deadline, riding out connection faults), ``kill_unfinis
 Connection faults: a round trip that raises ``AnsibleConnectionFailure`` or ``AnsibleError``
 (a file transfer that fails raises the latter), or whose module fails, is retried after a
 pause (1, 2, 4, then 5 s), the connection reset where the plugin can, until the wait's
-``timeout`` or ``max_connection_failures`` failures in a row. Each retry is shown at -vvv.
+``timeout`` (without one: until the unfinished jobs' own async limits have passed, when the
+host reported them as ``async_limit``) or ``max_connection_failures`` failures in a row.
+Each retry is shown at -vvv.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from ansible.utils.display import Display
 
 from ansible_collections.tplabs.async_tasks.plugins.module_utils import _job
 from ansible_collections.tplabs.async_tasks.plugins.plugin_utils._wait_input import (
+    DEFAULT_MAX_CONNECTION_FAILURES,
     JobEntry,
     WaitOptions,
     collect_jobs,
@@ -55,6 +58,7 @@ display = Display()
 POLL_MODULE = "tplabs.async_tasks.async_job_poll"
 RETRY_PAUSE = 1.0  # first pause after a failed round trip; doubled each time ...
 MAX_RETRY_PAUSE = 5.0  # ... up to this
+WRAPPER_LIMIT_SLACK = 5.0  # async_wrapper checks a job's limit every 5 s
 
 
 @dataclass
@@ -261,18 +265,43 @@ class JobWaiter:
         return reply
 
     def give_up(self) -> bool:
-        """After a fault: stop at the deadline, or after max_connection_failures in a row."""
+        """After a fault: stop after max_connection_failures in a row, or at the deadline."""
         limit = self.options.max_connection_failures
         if limit and len(self.faults) >= limit:
             return True
-        return self.deadline is not None and self.clock() >= self.deadline
+        deadline = self.fault_deadline()
+        if deadline is not None:
+            return self.clock() >= deadline
+        # No count (0) and no deadline known: the default count, rather than forever.
+        return not limit and len(self.faults) >= DEFAULT_MAX_CONNECTION_FAILURES
+
+    def fault_deadline(self) -> float | None:
+        """The wait's timeout, else when the unfinished jobs' own async limits have passed."""
+        return self.deadline if self.deadline is not None else self.limits_deadline()
+
+    def limits_deadline(self) -> float | None:
+        """When every unfinished job has passed its own async limit, on the controller's clock.
+
+        Known only when the host reported each job's ``async_limit`` and ``started_at``
+        (host clock, mapped to the controller's through the reply's ``now``).
+        """
+        ends = []
+        for jid in self.pending_jids():
+            view = self.views.get(jid, {})
+            try:
+                on_host = float(view["started_at"]) + float(view["async_limit"])
+                ends.append(float(view["_received"]) + on_host - float(view["_host_now"]))
+            except (KeyError, TypeError, ValueError):
+                return None
+        return max(ends) + WRAPPER_LIMIT_SLACK if ends else None
 
     def pause_before_retry(self) -> None:
         failures = len(self.faults)
         pause = min(RETRY_PAUSE * 2 ** (failures - 1), MAX_RETRY_PAUSE)
-        if self.deadline is not None:
-            pause = min(pause, self.left())
-        limit = self.options.max_connection_failures or "no limit"
+        deadline = self.fault_deadline()
+        if deadline is not None:
+            pause = min(pause, max(0.0, deadline - self.clock()))
+        limit = self.options.max_connection_failures or "none: the deadline"
         display.vvv(
             f"async_wait: round trip {self.polls} failed ({self.faults[-1].message}); "
             f"{failures} failure(s) in a row (limit {limit}) over {self.fault_span():.1f}s, "

@@ -118,11 +118,6 @@ class WaitOptions:
         )
         if options.on_timeout not in ("fail", "kill"):
             raise AnsibleActionFail(f"on_timeout must be fail or kill, got {options.on_timeout!r}")
-        if options.max_connection_failures == 0 and options.timeout is None:
-            raise AnsibleActionFail(
-                "max_connection_failures=0 (retry until the deadline) needs a timeout: "
-                "without one, a lost host would be waited for forever"
-            )
         return options
 
 

@@ -233,6 +233,30 @@ def test_each_retry_is_shown_at_vvv(make_action, mocker) -> None:
     assert shown.call_args_list[0].kwargs == {"host": "host1"}
 
 
+def test_without_a_timeout_faults_are_ridden_out_until_the_jobs_async_limits(
+    make_action,
+) -> None:
+    """The host said the job started at 100 (its clock) with a 20 s limit: its end is near 120."""
+    view = {"jid": J1, "state": "running", "started_at": 100.0, "async_limit": 20}
+    lost = AnsibleConnectionFailure("instance not running")
+    args = {"jobs": J1, "max_connection_failures": 0}
+    action, host = make_action(args, [{"now": 101.0, "jobs": [view]}, *[lost] * 30])
+    result = action.run(task_vars={})
+    # Reply at 1000 (controller) = 101 (host): the limit ends at 1019, plus the wrapper's
+    # 5 s: 1024; the retries (1, 2, 4, 5, 5, 5, then what is left) stop there.
+    assert result["elapsed"] == 24.0
+    assert len(host.calls) == 9
+    assert result["unreachable"] is True
+
+
+def test_with_no_count_and_no_deadline_the_default_count_applies(make_action) -> None:
+    lost = AnsibleConnectionFailure("instance not running")
+    action, host = make_action({"jobs": J1, "max_connection_failures": 0}, [lost] * 10)
+    result = action.run(task_vars={})
+    assert len(host.calls) == 6
+    assert result["msg"].startswith("lost the host after 6 failed round trip(s) in a row")
+
+
 @pytest.mark.parametrize(
     ("value", "message"),
     [
@@ -245,9 +269,6 @@ def test_each_retry_is_shown_at_vvv(make_action, mocker) -> None:
         ),
         pytest.param(
             True, "max_connection_failures must be a whole number >= 0, got True (bool)", id="bool"
-        ),
-        pytest.param(
-            0, "max_connection_failures=0 (retry until the deadline) needs a timeout", id="0"
         ),
     ],
 )
