@@ -69,7 +69,25 @@ def report(step: Step, grade, label: str) -> int:
     return 0 if grade.passed else 1
 
 
+def _locale() -> None:
+    """LANG=fr (make check ... LANG=fr) picks French; Ansible itself needs a UTF-8 locale that
+    exists, so an unknown one gives way to C.UTF-8 (here and in the runs)."""
+    import locale
+
+    if os.environ.get("LANG", "").lower().startswith("fr"):
+        os.environ.setdefault("LAB_LANG", "fr")
+    try:
+        locale.setlocale(locale.LC_ALL, "")
+        usable = locale.getpreferredencoding(False).lower().replace("-", "") == "utf8"
+    except locale.Error:
+        usable = False
+    if not usable:
+        os.environ["LC_ALL"] = "C.UTF-8"
+        locale.setlocale(locale.LC_ALL, "C.UTF-8")
+
+
 def main(argv: list[str]) -> int:
+    _locale()
     args = parse(argv)
     step = STEPS.get(args.step.strip().lower())
     if step is None:

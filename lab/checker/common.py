@@ -137,7 +137,11 @@ class JobSeen:
 
 
 def look(
-    ctx: Context, jobs: list[Job], files: list[str] | None = None, run: Run | None = None
+    ctx: Context,
+    jobs: list[Job],
+    files: list[str] | None = None,
+    run: Run | None = None,
+    touch: list[str] | None = None,
 ) -> tuple[list[JobSeen], dict[str, HostView]]:
     """One probe of every host that has jobs (or of the given files' hosts)."""
     model = job_model()
@@ -145,7 +149,7 @@ def look(
     hosts = sorted({j.host for j in jobs}) or ctx.hosts.names()
     wanted = {h: {j.jid: model.jid_prefix(j.jid) for j in jobs if j.host == h} for h in hosts}
     before = time.time()
-    views = ctx.hosts.probe(hosts, jobs=wanted, files=files)
+    views = ctx.hosts.probe(hosts, jobs=wanted, files=files, touch=touch)
     after = time.time()
     seen = []
     for job in jobs:

@@ -64,6 +64,7 @@ class Hosts:
         jobs: dict[str, dict[str, str]] | None = None,
         files: list[str] | None = None,
         async_dir: str = "~/.ansible_async",
+        touch: list[str] | None = None,
     ) -> dict[str, HostView]:
         """Look at each host's job files (jobs: host -> {jid: command-line needle}) and files."""
         jobs = jobs or {}
@@ -71,7 +72,12 @@ class Hosts:
         from ansible.template import trust_as_template
 
         requests = {
-            h: {"async_dir": async_dir, "jobs": jobs.get(h, {}), "files": files or []}
+            h: {
+                "async_dir": async_dir,
+                "jobs": jobs.get(h, {}),
+                "files": files or [],
+                "touch": touch or [],
+            }
             for h in hosts
         }
         argv = [

@@ -3,8 +3,8 @@
 """What the checker looks at on a host, in one round trip (runs there: stdlib, Python 3.7+).
 
 Run as ``python3 -c SOURCE REQUESTS HOST``; REQUESTS is JSON, {host: request}, each with ``async_dir`` (may hold ``~``),
-``jobs`` ({jid: text that the job's processes carry on their command line}) and ``files``
-(paths). Prints JSON: the host's ``now``, the async dir expanded here, and for each job its
+``jobs`` ({jid: text that the job's processes carry on their command line}), ``files``
+(paths to read) and ``touch`` (paths to create first). Prints JSON: the host's ``now``, the async dir expanded here, and for each job its
 job file (parsed record, mtime) with the command-module ``start``/``end`` turned into epoch
 seconds on this host's clock and time zone, and the processes still carrying its jid; for
 each file whether it exists, its mtime and its first 4 KiB.
@@ -93,6 +93,9 @@ def main(requests, host):
         found = job(os.path.join(async_dir, jid))
         found["pids"] = running.get(needle, [])
         reply["jobs"][jid] = found
+    for path in request.get("touch") or []:
+        with open(os.path.expanduser(path), "a"):
+            pass
     for path in request.get("files") or []:
         path = os.path.expanduser(path)
         item = {"exists": os.path.isfile(path)}
