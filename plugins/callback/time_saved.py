@@ -140,6 +140,9 @@ from ansible_collections.tplabs.async_tasks.plugins.plugin_utils._time_saved_htm
     render_html,
 )
 from ansible_collections.tplabs.async_tasks.plugins.plugin_utils._time_saved_model import (  # noqa: E402
+    ASYNC_LAUNCH_ACTIONS,
+    ASYNC_STATUS_ACTIONS,
+    ASYNC_WAIT_ACTIONS,
     TaskInfo,
 )
 from ansible_collections.tplabs.async_tasks.plugins.plugin_utils._time_saved_recorder import (  # noqa: E402
@@ -160,18 +163,23 @@ from ansible_collections.tplabs.async_tasks.plugins.plugin_utils._time_saved_tra
 
 # -- reading ansible's objects (the only place that knows them; 2.17 to 2.19) ----------------
 
+READ_ACTIONS = ASYNC_STATUS_ACTIONS | ASYNC_WAIT_ACTIONS | ASYNC_LAUNCH_ACTIONS
 
-def result_parts(result: Any) -> tuple[Any, Any, dict[str, Any], dict[str, Any]]:
-    """host, task, result data, task fields of a task result (public names since 2.19)."""
+
+def result_parts(result: Any) -> tuple[Any, Any, dict[str, Any]]:
+    """host, task, task fields of a task result (public names since ansible-core 2.19)."""
     host = getattr(result, "host", None) or result._host
     task = getattr(result, "task", None) or result._task
-    data = getattr(result, "result", None)
-    if data is None:
-        data = result._result
     fields = getattr(result, "task_fields", None)
     if fields is None:
         fields = getattr(result, "_task_fields", None) or {}
-    return host, task, data, fields
+    return host, task, fields
+
+
+def result_data(result: Any) -> dict[str, Any]:
+    """The result's data; read only when needed: ansible-core 2.19 copies it on first read."""
+    data = getattr(result, "result", None)
+    return result._result if data is None else data
 
 
 def _same(one: Any, other: Any) -> bool:
@@ -206,11 +214,12 @@ def task_info(task: Any, fields: dict[str, Any] | None = None, failed: bool = Fa
     name = fields.get("name")
     if not isinstance(name, str) or not name:
         name = task.get_name()
+    no_log = fields["no_log"] if "no_log" in fields else task.no_log  # noqa: SIM401 (lazy)
     return TaskInfo(
         uuid=task._uuid,
         name=name,
         action=str(fields.get("action") or task.action),
-        no_log=fields.get("no_log", task.no_log) is True,
+        no_log=no_log is True,
         async_val=_int(fields.get("async_val", 0)),
         poll=_int(fields.get("poll", 0)),
         rescuable=failed and rescuable(task),
@@ -236,6 +245,7 @@ class CallbackModule(CallbackBase):
         super().__init__(display=display)
         self._lock = threading.Lock()
         self.recorder = Recorder()
+        self._starts: dict[str, TaskInfo] = {}
         self._paths: dict[str, str | None] = {"json": None, "timeline": None, "trace": None}
         self._top = 5
         self._fold = 50
@@ -281,9 +291,15 @@ class CallbackModule(CallbackBase):
             self.recorder.play_start(key, name)
 
     def v2_runner_on_start(self, host: Any, task: Any) -> None:
-        info = TaskInfo(uuid=task._uuid, name=task.get_name(), action=str(task.action))
+        # hot path: a task's name and action are read once, a host's groups once
+        info = self._starts.get(task._uuid)
+        if info is None:
+            info = TaskInfo(uuid=task._uuid, name=task.get_name(), action=str(task.action))
+            self._starts[task._uuid] = info
+        name = host.get_name()
+        groups = host_groups(host) if name not in self.recorder.host_groups else ()
         with self._lock:
-            self.recorder.task_start(host.get_name(), info, host_groups(host))
+            self.recorder.task_start(name, info, groups)
 
     def v2_runner_on_ok(self, result: Any) -> None:
         self._end(result, "changed" if result.is_changed() else "ok")
@@ -298,13 +314,15 @@ class CallbackModule(CallbackBase):
         self._end(result, "unreachable")
 
     def _end(self, result: Any, status: str, ignore_errors: bool = False) -> None:
-        host, task, data, fields = result_parts(result)
+        host, task, fields = result_parts(result)
         info = task_info(task, fields, failed=status == "failed" and not ignore_errors)
+        # hot path: only async launches and waits have result data the report reads
+        data = result_data(result) if info.async_val or info.action in READ_ACTIONS else {}
         with self._lock:
             self.recorder.task_end(host.get_name(), info, status, data, bool(ignore_errors))
 
     def _item_end(self, result: Any) -> None:
-        host, task, _data, _fields = result_parts(result)
+        host, task, _fields = result_parts(result)
         with self._lock:
             self.recorder.item_end(host.get_name(), task._uuid)
 
@@ -313,17 +331,22 @@ class CallbackModule(CallbackBase):
     v2_runner_item_on_skipped = _item_end
 
     def v2_runner_retry(self, result: Any) -> None:
-        host, task, data, fields = result_parts(result)
-        with self._lock:
-            self.recorder.retry(host.get_name(), task_info(task, fields), data)
+        host, task, fields = result_parts(result)
+        info = task_info(task, fields)
+        if info.action in READ_ACTIONS:
+            data = result_data(result)
+            with self._lock:
+                self.recorder.retry(host.get_name(), info, data)
 
     def v2_runner_on_async_poll(self, result: Any) -> None:
-        host, _task, data, _fields = result_parts(result)
+        host, _task, _fields = result_parts(result)
+        data = result_data(result)
         with self._lock:
             self.recorder.async_poll(host.get_name(), data)
 
     def _async_end(self, result: Any) -> None:
-        host, _task, data, _fields = result_parts(result)
+        host, _task, _fields = result_parts(result)
+        data = result_data(result)
         with self._lock:
             self.recorder.async_end(host.get_name(), data)
 
