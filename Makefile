@@ -129,6 +129,7 @@ runner-demo: install
 bench: install
 	python benchmarks/async_wait.py
 	python benchmarks/callback_overhead.py
+	python benchmarks/async_launch.py
 
 clean:
 	rm -rf build $(COLLECTIONS) .cache reports
