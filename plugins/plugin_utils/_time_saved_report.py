@@ -54,27 +54,6 @@ HANDOFF_TOLERANCE = 0.15
 Span = tuple[float, float]
 
 
-def subtract(span: Span, holes: list[Span]) -> list[Span]:
-    """The parts of ``span`` outside every hole."""
-    parts = [span]
-    for hole_start, hole_end in sorted(holes):
-        kept = []
-        for start, end in parts:
-            if hole_end <= start or hole_start >= end:
-                kept.append((start, end))
-                continue
-            if hole_start > start:
-                kept.append((start, hole_start))
-            if hole_end < end:
-                kept.append((hole_end, end))
-        parts = kept
-    return parts
-
-
-def clipped(spans: list[Span], start: float, end: float) -> float:
-    return sum(max(0.0, min(e, end) - max(s, start)) for s, e in spans)
-
-
 def job_lifetime(job: Job, end: float) -> Span:
     """From its launch to when a wait saw it end: what a wait waits for."""
     stop = job.seen if job.seen is not None else (job.end if job.end is not None else end)
@@ -115,17 +94,13 @@ def run_parts(run: HostRun, end: float) -> dict[int, list[Span]]:
     if run.status in LOST_STATUSES:
         return {0: []}
     stop = run_end(run, end)
-    kept = subtract((run.start, stop), [job_lifetime(job, end) for job in run.waited])
+    kept = _timing.subtract((run.start, stop), [job_lifetime(job, end) for job in run.waited])
     parts: dict[int, list[Span]] = {0: kept}
     for job in owned_jobs(run, end):
         span = job.run_span()
         if span is not None:
-            parts[id(job)] = subtract_all(span, kept)
+            parts[id(job)] = _timing.subtract(span, kept)
     return parts
-
-
-def subtract_all(span: Span, holes: list[Span]) -> list[Span]:
-    return subtract(span, holes) if holes else [span]
 
 
 def length(spans: list[Span]) -> float:
@@ -196,7 +171,7 @@ class ReportBuilder:
         play_end = play.end if play.end is not None else self.end
         start, stop = self.window(index)
         baseline = sum(
-            clipped(self.work[id(task)], start, stop)
+            _timing.length_within(self.work[id(task)], start, stop)
             for other in self.rec.plays
             for task in other.tasks
         )

@@ -78,6 +78,28 @@ def overlap_seconds(spans: Iterable[Span], tolerance: float = 0.0) -> float:
     return max(0.0, sum(end - start for start, end in cut) - union_length(cut))
 
 
+def subtract(span: Span, holes: Iterable[Span]) -> list[Span]:
+    """The parts of ``span`` outside every hole."""
+    parts = [span]
+    for hole_start, hole_end in sorted(holes):
+        kept = []
+        for start, end in parts:
+            if hole_end <= start or hole_start >= end:
+                kept.append((start, end))
+                continue
+            if hole_start > start:
+                kept.append((start, hole_start))
+            if hole_end < end:
+                kept.append((hole_end, end))
+        parts = kept
+    return parts
+
+
+def length_within(spans: Iterable[Span], start: float, end: float) -> float:
+    """Seconds of the spans (summed, overlaps counted each time) between start and end."""
+    return sum(max(0.0, min(e, end) - max(s, start)) for s, e in spans)
+
+
 # -- the input shapes the filters accept -----------------------------------------------------
 
 

@@ -99,3 +99,12 @@ def test_filter_bad_input(value, message):
 def test_filter_bad_tolerance():
     with pytest.raises(AnsibleFilterError, match="tolerance must be a number of seconds, got 'x'"):
         concurrency([[0, 1]], tolerance="x")
+
+
+def test_subtract_and_length_within():
+    assert _timing.subtract((0, 10), []) == [(0, 10)]
+    assert _timing.subtract((0, 10), [(2, 3), (5, 12)]) == [(0, 2), (3, 5)]
+    assert _timing.subtract((0, 10), [(-1, 11)]) == []
+    assert _timing.subtract((0, 10), [(10, 12)]) == [(0, 10)]  # half-open: touching is no hole
+    assert _timing.length_within([(0, 4), (2, 6)], 3, 5) == pytest.approx(3.0)
+    assert _timing.length_within([(0, 1)], 2, 3) == 0.0
