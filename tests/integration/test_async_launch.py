@@ -428,3 +428,36 @@ def test_step8_async_launch_way_names_the_failed_job(tmp_path: Path) -> None:
     assert all(waited >= float((tmp_path / f"{j['name']}.ended").read_text()) for j in jobs)
     assert "(flaky): rc=3: non-zero return code" in result.stdout
     assert "async_launch: jobs started within" not in result.stdout  # one way, its own dir
+
+
+# --- time_saved ----------------------------------------------------------------------------------
+
+
+def test_time_saved_reports_launched_jobs_by_name(tmp_path: Path, async_dir: Path) -> None:
+    report = tmp_path / "report.json"
+    env = ansible_env(
+        ANSIBLE_CALLBACKS_ENABLED="tplabs.async_tasks.time_saved",
+        ANSIBLE_CALLBACK_TIME_SAVED_OUTPUT_JSON=str(report),
+    )
+    result = playbook(
+        PLAYBOOKS / "async_launch_time_saved.yml", "-e", f"ansible_async_dir={async_dir}", env=env
+    )
+    assert result.rc == 0, result.output[-3000:]
+    (play,) = json.loads(report.read_text())["plays"]
+    jobs = {job["name"]: job for job in play["jobs"]}
+    assert sorted(jobs) == ["both", "long", "short"]
+    for name, task, waiter in (
+        ("short", "Launch two named jobs", "Wait for them"),
+        ("long", "Launch two named jobs", "Wait for them"),
+        ("both", "Launch and wait in one task", "Launch and wait in one task"),
+    ):
+        job = jobs[name]
+        assert (job["task"], job["mode"], job["state"], job["waited_by"]) == (
+            task,
+            "async_launch",
+            "finished",
+            waiter,
+        ), name
+        assert job["jid"].startswith("j") and job["own_duration"] >= 1.0
+    launch = next(t for t in play["tasks"] if t["name"] == "Launch two named jobs")
+    assert launch["kind"] == "launch" and launch["jobs"] == 2 and launch["max_concurrent_jobs"] == 2
