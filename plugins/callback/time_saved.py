@@ -131,6 +131,7 @@ import threading  # noqa: E402
 from typing import Any  # noqa: E402
 
 from ansible import constants as C  # noqa: E402
+from ansible import context  # noqa: E402
 from ansible.plugins.callback import CallbackBase  # noqa: E402
 
 from ansible_collections.tplabs.async_tasks.plugins.plugin_utils import (  # noqa: E402
@@ -262,6 +263,7 @@ class CallbackModule(CallbackBase):
         self._stderr = stdout_callback.rsplit(".", 1)[-1] in ("json", "jsonl")
         self._top = self._count_option("top", 5)
         self._fold = self._count_option("fold_hosts", 50)
+        self.recorder.forks = _int(context.CLIARGS.get("forks"))
 
     def _count_option(self, name: str, default: int) -> int:
         value = self.get_option(name)
@@ -294,7 +296,8 @@ class CallbackModule(CallbackBase):
         # hot path: a task's name and action are read once, a host's groups once
         info = self._starts.get(task._uuid)
         if info is None:
-            info = TaskInfo(uuid=task._uuid, name=task.get_name(), action=str(task.action))
+            throttle = 0 if getattr(task, "run_once", False) is True else _int(task.throttle)
+            info = TaskInfo(task._uuid, task.get_name(), str(task.action), throttle=throttle)
             self._starts[task._uuid] = info
         name = host.get_name()
         groups = host_groups(host) if name not in self.recorder.host_groups else ()

@@ -72,6 +72,7 @@ class TaskInfo:
     async_val: int = 0
     poll: int = 0
     rescuable: bool = False  # inside the block section of a block that has a rescue
+    throttle: int = 0
 
 
 @dataclass(eq=False)

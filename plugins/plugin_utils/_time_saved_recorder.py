@@ -71,6 +71,8 @@ class Recorder(ResultReaders):
         self.async_done: dict[tuple[str, str], float] = {}
         self.polls: dict[tuple[str, str], int] = {}
         self.last_poll: dict[tuple[str, str], float] = {}
+        self.forks = 0  # ansible's forks, when known: the most worker slots at once
+        self.handoffs: list[float] = []  # starts that prove an open run had ended
 
     # -- clock --------------------------------------------------------------------------
 
@@ -128,6 +130,7 @@ class Recorder(ResultReaders):
 
     def task_start(self, host: str, info: TaskInfo, groups: Iterable[tuple[str, int]] = ()) -> None:
         stamp = self._stamp()
+        self._note_handoff(info, stamp)
         self._begin(host, info, stamp)
         if host not in self.host_groups:
             self.host_groups[host] = main_group(groups)
@@ -142,6 +145,30 @@ class Recorder(ResultReaders):
         if self.first_start is None:
             self.first_start = stamp
         return run
+
+    def _note_handoff(self, info: TaskInfo, stamp: float) -> None:
+        """A start while every worker slot is taken proves that an open run has ended.
+
+        Ansible starts a host in a worker slot as soon as the slot's process has exited,
+        then reports that process's result when its main loop gets back to results: under
+        load, seconds later. With ``forks`` (and the task's ``throttle``) known, a start
+        beyond the limit means that many open runs had already ended: their ends are the
+        starts recorded here, matched in order to the next results.
+        """
+        ended = 0
+        if self.forks > 0:
+            ended = len(self.open) - (self.forks - 1)
+        if info.throttle > 0:
+            mine = sum(1 for run in self.open.values() if run.task.uuid == info.uuid)
+            ended = max(ended, mine - (info.throttle - 1))
+        while len(self.handoffs) < ended:
+            self.handoffs.append(stamp)
+
+    def _handed_off(self, run: HostRun, stamp: float) -> float:
+        """The run's end: the first pending hand-off, if its slot was freed before this."""
+        while self.handoffs and self.handoffs[0] < run.start:
+            self.handoffs.pop(0)  # cannot be this run's: it was not running yet
+        return min(stamp, self.handoffs.pop(0)) if self.handoffs else stamp
 
     def item_end(self, host: str, uuid: str) -> None:
         run = self.open.get((host, uuid))
@@ -164,6 +191,8 @@ class Recorder(ResultReaders):
         if run is None:  # a result without a start (meta tasks, strategy skips)
             run = self._begin(host, info, stamp)
             del self.open[(host, info.uuid)]
+        else:
+            stamp = self._handed_off(run, stamp)
         if status == "failed" and ignore_errors:
             status = "ignored"
         elif status == "failed" and info.rescuable:

@@ -179,8 +179,8 @@ class ReportBuilder:
         jobs = [self.job(job) for task in play.tasks for job in task.jobs]
         runs = [run for task in play.tasks for run in task.runs]
         wall = 0.0 if play.start is None else max(0.0, play_end - play.start)
-        lost = sum(self.duration(r) for r in runs if r.status in LOST_STATUSES)
-        skipped = sum(self.duration(r) for r in runs if r.status == "skipped")
+        lost = sum((self.duration(r) for r in runs if r.status in LOST_STATUSES), 0.0)
+        skipped = sum((self.duration(r) for r in runs if r.status == "skipped"), 0.0)
         path = critical_path(play, self.end, self.rel)
         return {
             "name": play.name,

@@ -746,3 +746,42 @@ def test_job_launched_in_check_mode_is_skipped_per_its_job_file(tmp_path: Path) 
     [job] = only(report)["jobs"]
     assert (job["state"], job["baseline"]) == ("skipped", 0.0)
     assert only(report)["skipped_time"] == pytest.approx(0.2)
+
+
+@pytest.mark.parametrize("limit", ["forks", "throttle"])
+def test_a_start_beyond_the_worker_limit_ends_the_open_run(limit: str) -> None:
+    """forks=1 (or throttle: 1) under load: ansible starts host2 in the freed slot, then
+    reports host1 0.4 s later. The start proves host1 had ended: 1 at once, nothing saved."""
+    run = Run()
+    run.play(0.0)
+    if limit == "forks":
+        run.rec.forks = 1
+        sleep = task("Sleep")
+    else:
+        run.rec.forks = 10
+        sleep = task("Sleep", throttle=1)
+    run.start(0.0, sleep, H1)
+    run.start(1.0, sleep, H2)  # host1's worker has exited
+    run.ok(1.4, sleep, H1)
+    run.start(2.0, sleep, H3)
+    run.ok(2.4, sleep, H2)
+    run.ok(3.0, sleep, H3)
+    play = only(run.report(3.0))
+    [tsk] = play["tasks"]
+    assert [tsk["hosts"][h]["end"] for h in HOSTS] == [1.0, 2.0, 3.0]
+    assert (tsk["max_concurrent_hosts"], tsk["saved"]) == (1, 0.0)
+    assert play["baseline"] == pytest.approx(3.0)
+
+
+def test_starts_within_the_worker_limit_end_nothing() -> None:
+    run = Run()
+    run.rec.forks = 3
+    run.play(0.0)
+    sleep = task("Sleep")
+    for host in HOSTS:
+        run.start(0.0, sleep, host)
+    for index, host in enumerate(HOSTS):
+        run.ok(1.0 + index, sleep, host)
+    [tsk] = only(run.report(3.0))["tasks"]
+    assert [tsk["hosts"][h]["end"] for h in HOSTS] == [1.0, 2.0, 3.0]
+    assert tsk["max_concurrent_hosts"] == 3
