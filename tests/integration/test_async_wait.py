@@ -165,16 +165,16 @@ def options_run(**extra: object) -> dict:
 
 
 def test_timeout_names_each_unfinished_job_and_how_long_it_ran() -> None:
-    waited = options_run(wait_timeout=2, long=30)
+    waited = options_run(wait_timeout=2, long=300)
     long_job, failing = waited["jobs"]
     try:
         assert waited["failed"] is True
         assert long_job["state"] == "running" and failing["state"] == "failed"
         assert (
-            f"with 1 job(s) still running: {long_job['jid']} (item sleep 30) ran " in waited["msg"]
+            f"with 1 job(s) still running: {long_job['jid']} (item sleep 300) ran " in waited["msg"]
         )
         assert f"{failing['jid']} (item exit 4): rc=4" in waited["msg"]
-        assert 2.0 <= waited["elapsed"] < 30  # generous: the machine may be loaded
+        assert 2.0 <= waited["elapsed"] < 300  # the timeout, not the job's end
         assert (ASYNC_DIR / long_job["jid"]).exists()  # a running job keeps its file
     finally:
         # Stop the job with async_wait itself: timeout 0 reads once, then kills.
@@ -190,7 +190,7 @@ def test_timeout_names_each_unfinished_job_and_how_long_it_ran() -> None:
 
 
 def test_on_timeout_kill_stops_the_job_on_the_host() -> None:
-    waited = options_run(wait_timeout=1.5, long=60, on_timeout="kill")
+    waited = options_run(wait_timeout=1.5, long=300, on_timeout="kill")
     long_job = waited["jobs"][0]
     assert long_job["state"] == "killed"
     assert "job(s) killed: " + long_job["jid"] in waited["msg"]
@@ -199,12 +199,12 @@ def test_on_timeout_kill_stops_the_job_on_the_host() -> None:
 
 
 def test_fail_fast_returns_at_the_first_failure() -> None:
-    waited = options_run(fail_fast="true", long=30, wait_timeout=60)
+    waited = options_run(fail_fast="true", long=300, wait_timeout=600)
     long_job, failing = waited["jobs"]
     try:
         assert waited["failed"] is True
         assert failing["state"] == "failed" and long_job["state"] == "running"
-        assert waited["elapsed"] < 20
+        assert waited["elapsed"] < 300  # before the long job could end
         assert "fail_fast: returned with 1 job(s) still running" in waited["msg"]
     finally:
         kill_job(long_job["jid"])
@@ -218,13 +218,13 @@ def test_fail_on_job_failure_false() -> None:
 
 
 def test_a_job_that_reaches_its_own_async_limit() -> None:
-    waited = options_run(limit=2, long=30, wait_timeout=30)
+    waited = options_run(limit=2, long=300, wait_timeout=280)
     long_job = waited["jobs"][0]
     assert long_job["state"] == "timeout"
     assert (
         long_job["msg"] == "the job reached its own async limit (Timeout exceeded) and was killed"
     )
-    assert waited["elapsed"] < 30
+    assert waited["elapsed"] < 280  # ended by its own limit, not by the wait's timeout
     assert no_job_left(long_job["jid"])
 
 
@@ -257,17 +257,16 @@ def test_an_empty_home_expansion(tmp_path: Path) -> None:
 
 
 def test_a_sigkilled_job_is_orphaned_within_two_polls() -> None:
-    jid = launch("sleep 60")
+    jid = launch("sleep 600", 900)
     wait_for_file(ASYNC_DIR / jid, done=False)
     assert kill_job(jid)
     result, waited = adhoc("-m", "tplabs.async_tasks.async_wait", "-a", f"jid={jid}")
     assert result.rc != 0
     assert waited["jobs"][0]["state"] == "orphaned"
-    assert waited["msg"].startswith(
-        f"1 of 1 job(s) failed: {jid}: orphaned: the job file says running"
-    )
+    # The reason is the poll module's (its docs/async_wait-guarantees.md): named, per job.
+    assert waited["msg"].startswith(f"1 of 1 job(s) failed: {jid}: orphaned: ")
     assert waited["polls"] <= 2
-    assert waited["elapsed"] < 20  # far below a timeout; generous for a loaded machine
+    assert waited["elapsed"] < 600  # told at once, not when the job would have ended
     assert not (ASYNC_DIR / jid).exists()
 
 
@@ -278,7 +277,8 @@ def test_a_corrupt_job_file_is_reported() -> None:
     result, waited = adhoc("-m", "tplabs.async_tasks.async_wait", "-a", f"jid={jid}")
     assert result.rc != 0
     assert waited["jobs"][0]["state"] == "corrupt"
-    assert f"{jid}: job file {ASYNC_DIR / jid} cannot be parsed: not JSON" in waited["msg"]
+    assert waited["msg"].startswith(f"1 of 1 job(s) failed: {jid}: job file {ASYNC_DIR / jid}")
+    assert "not JSON" in waited["msg"]
     assert "Traceback" not in result.output
 
 
@@ -298,9 +298,8 @@ def test_bad_input_gets_clear_messages() -> None:
         msgs["A window that is not a number"]
         == "window must be a number of seconds, got 'soon' (str)"
     )
-    assert (
-        msgs["A job id with no job file"]
-        == f"1 of 1 job(s) failed: j1.1: unknown job: no job file {ASYNC_DIR / 'j1.1'}"
+    assert msgs["A job id with no job file"].startswith(
+        f"1 of 1 job(s) failed: j1.1: no job file j1.1 in {ASYNC_DIR}"
     )
     assert msgs["Check the last two"] == "All assertions passed"
     assert "Traceback" not in result.output
