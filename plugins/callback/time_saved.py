@@ -42,7 +42,9 @@ description:
     play. B(Time saved) is baseline minus wall, B(speed-up) baseline divided by wall.
   - B(Concurrency.) "At once" figures and a task's saved time use one definition of overlap
     (the collection's C(max_running) filter) with a hand-off tolerance of 0.15 s, as ansible
-    hands a freed worker to the next host just before it reports the previous result.
+    hands a freed worker to the next host just before it reports the previous result; a start
+    beyond C(forks) or the task's C(throttle) ends the open run whose worker slot it took
+    (under load ansible reports results seconds after their worker ended).
   - For C(no_log) tasks only the task name and times are kept, in every output.
   - Files are written atomically; a path that cannot be written gives a warning, never a
     failed play. Under ansible-runner (AWX, execution environments) the files go to the
