@@ -50,7 +50,9 @@ class Process:
     sid: int
     state: str
     starttime: int  # clock ticks after boot (field 22 of /proc/<pid>/stat)
-    uid: int  # owner of /proc/<pid>: the effective uid of a normal process
+    # Owner of /proc/<pid>: the effective uid, except for a process that changed its
+    # credentials without an exec (not "dumpable"), shown as root: see ProcTable.uid_of.
+    uid: int
     argv: tuple = ()
 
     @property
@@ -140,6 +142,8 @@ class ProcTable:
     children: dict = field(default_factory=dict)
     wrappers: dict = field(default_factory=dict)  # jid prefix -> [(Process, WrapperArgs)]
     uids: frozenset = frozenset()
+    proc: str = "/proc"
+    _status_uids: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for proc in self.processes.values():
@@ -177,9 +181,33 @@ class ProcTable:
                     todo.append(child.pid)
         return seen
 
+    def uid_of(self, proc: Process) -> int:
+        """The effective uid of a process. /proc shows a process that changed its
+        credentials without an exec as root's: for those, /proc/<pid>/status says."""
+        if proc.uid != 0:
+            return proc.uid
+        if proc.pid not in self._status_uids:
+            uid = proc.uid
+            try:
+                with open(os.path.join(self.proc, str(proc.pid), "status"), "rb") as handle:
+                    for line in handle:
+                        if line.startswith(b"Uid:"):
+                            uid = int(line.split()[2])
+                            break
+            except (OSError, ValueError, IndexError):
+                pass
+            self._status_uids[proc.pid] = uid
+        return self._status_uids[proc.pid]
+
     def sees_other_users(self, uid: int) -> bool:
         """Whether processes of users other than ``uid`` are visible (no hidepid)."""
-        return any(other != uid for other in self.uids)
+        if any(other not in (uid, 0) for other in self.uids):
+            return True
+        return any(
+            self.uid_of(p) != uid
+            for p in self.processes.values()
+            if p.uid == 0 and p.pid != self.own_pid and not p.dead
+        )
 
 
 def scan(proc: str = "/proc") -> ProcTable | None:
@@ -209,7 +237,7 @@ def scan(proc: str = "/proc") -> ProcTable | None:
             continue  # gone while we read, or unreadable: not a process we can judge
         argv = tuple(os.fsdecode(a) for a in cmdline.split(b"\0")[:-1]) if cmdline else ()
         processes[int(entry)] = Process(int(entry), ppid, pgid, sid, state, starttime, uid, argv)
-    return ProcTable(processes, boot_time(proc), clock_ticks(), own, started)
+    return ProcTable(processes, boot_time(proc), clock_ticks(), own, started, proc=proc)
 
 
 # -- tying a job to its processes ----------------------------------------------------------
@@ -256,7 +284,7 @@ def _collect(
     procs = [table.processes[pid] for pid in sorted(members)]
     found.pids = [p.pid for p in procs]
     found.starttimes = {p.pid: p.starttime for p in procs}
-    found.uids = sorted({p.uid for p in procs})
+    found.uids = sorted({table.uid_of(p) for p in procs})
     for pgid in sorted({p.pgid for p in procs}):
         group = table.by_pgid.get(pgid, ())
         if not _forbidden_group(pgid, table) and all(p.pid in members for p in group):
@@ -281,8 +309,8 @@ def core_job(table: ProcTable, jid: str, owner: int | None, written_at: float | 
     found = JobProcs()
     prefix = _job.jid_prefix(jid)
     looks = table.wrappers.get(prefix, [])
-    found.ignored = sorted(p.pid for p, _ in looks if p.uid != owner)
-    mine = [(p, a) for p, a in looks if p.uid == owner]
+    found.ignored = sorted(p.pid for p, _ in looks if table.uid_of(p) != owner)
+    mine = [(p, a) for p, a in looks if table.uid_of(p) == owner]
     if not mine:
         if found.ignored:
             found.reason = (
@@ -360,12 +388,12 @@ def launch_job(table: ProcTable, jid: str, record: dict, owner: int | None) -> J
         )
         return found
     supervisor = table.live(pid, start)
-    if supervisor is not None and supervisor.uid != uid:
+    if supervisor is not None and table.uid_of(supervisor) != uid:
         supervisor = None  # the same pid and start time under another owner: not ours
     found.supervisor = supervisor
     job = _ints(info.get("job"), ("pid", "pgid", "starttime"))
     proc = None if job is None else table.live(job[0], job[2])
-    if proc is None or proc.uid != uid:
+    if proc is None or table.uid_of(proc) != uid:
         if supervisor is not None:
             found.alive = True  # queued, or ended and about to be recorded by its supervisor
             found.candidates = [pid]
@@ -390,7 +418,7 @@ def supervisor_target(table: ProcTable, supervisor: Process) -> JobProcs:
     found = JobProcs(alive=True, certain=True, pids=[supervisor.pid], whole_launch=True)
     found.starttimes = {supervisor.pid: supervisor.starttime}
     found.loose = [supervisor.pid]
-    found.uids = [supervisor.uid]
+    found.uids = [table.uid_of(supervisor)]
     if supervisor.pid <= 1 or supervisor.pid == table.own_pid:
         found.certain = False
         found.reason = f"pid {supervisor.pid} is never signalled"

@@ -27,7 +27,8 @@ def wrapper(prefix="j42"):
 def table(*procs, btime=1000.0, me=None):
     """A process table: our own process (pid 50, its own session) plus these."""
     mine = me or proc(ME, pgid=ME, sid=ME, argv=("python", "AnsiballZ_async_job_poll.py"))
-    return _proc.ProcTable({p.pid: p for p in (mine, *procs)}, btime, 100, ME)
+    procs_by_pid = {p.pid: p for p in (mine, *procs)}
+    return _proc.ProcTable(procs_by_pid, btime, 100, ME, proc="/nonexistent-proc")
 
 
 def core_layout(uid=0, start=100, prefix="j42"):
@@ -85,6 +86,27 @@ def test_scan_reads_the_real_table_once_with_us_in_it() -> None:
 def test_scan_of_an_empty_or_missing_proc_is_no_table(tmp_path) -> None:
     assert _proc.scan(str(tmp_path)) is None  # /proc not mounted
     assert _proc.scan(str(tmp_path / "nope")) is None
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to change a process's uid")
+def test_uid_of_a_process_that_changed_uid_without_exec() -> None:
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child: not "dumpable" any more, /proc says root
+        os.setuid(65534)
+        os.write(write_fd, b"x")
+        time.sleep(60)
+        os._exit(0)
+    try:
+        os.read(read_fd, 1)
+        t = _proc.scan()
+        child = t.processes[pid]
+        assert child.uid == 0  # what the owner of /proc/<pid> says
+        assert t.uid_of(child) == 65534
+        assert t.sees_other_users(65534)  # root's processes are visible to it here
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
 
 
 def test_live_ignores_zombies_and_reused_pids() -> None:

@@ -207,21 +207,27 @@ def module_under_test():
     return module
 
 
-def hide_proc() -> None:
-    """In this (forked) process only: an empty /proc, as on a host without one."""
+def hide_proc(hidepid: bool = False) -> None:
+    """In this (forked) process only: an empty /proc, as on a host without one; or, with
+    hidepid, a /proc that shows each user only their own processes."""
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.unshare(0x00020000) != 0:  # CLONE_NEWNS
         raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNS)")
     if libc.mount(b"none", b"/", None, 0x4000 | 0x40000, None) != 0:  # MS_REC | MS_PRIVATE
         raise OSError(ctypes.get_errno(), "mount --make-rprivate /")
-    if libc.mount(b"tmpfs", b"/proc", b"tmpfs", 0, None) != 0:
-        raise OSError(ctypes.get_errno(), "mount tmpfs on /proc")
+    if hidepid:
+        done = libc.mount(b"proc", b"/proc", b"proc", 0, b"hidepid=2")
+    else:
+        done = libc.mount(b"tmpfs", b"/proc", b"tmpfs", 0, None)
+    if done != 0:
+        raise OSError(ctypes.get_errno(), "mount on /proc")
 
 
 def run_poll(
     module,
     uid: int | None = None,
     no_proc: bool = False,
+    hidepid: bool = False,
     setup=None,
     timeout: float = 120,
     **args,
@@ -234,8 +240,8 @@ def run_poll(
         os.close(read_fd)
         out = os.fdopen(write_fd, "w")
         try:
-            if no_proc:
-                hide_proc()
+            if no_proc or hidepid:
+                hide_proc(hidepid)
             if uid is not None:
                 _drop_to(uid)()
             if setup is not None:

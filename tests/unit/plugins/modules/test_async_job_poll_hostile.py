@@ -209,6 +209,16 @@ def test_live_job_is_never_orphaned_without_proc(poll, fake, async_dir) -> None:
     assert job.path.exists()
 
 
+def test_live_job_is_never_orphaned_when_its_processes_are_hidden(poll, fake, async_dir) -> None:
+    job = fake.start(async_dir)  # root's, polled by another user under hidepid=2
+    reply = run_poll(
+        poll, uid=NOBODY, hidepid=True, jids=[job.jid], async_dir=str(async_dir), window=0
+    )
+    entry = jobs_by_jid(reply)[job.jid]
+    assert entry["state"] == "running", entry
+    assert "hidden" in entry["msg"]
+
+
 def test_orphan_needs_no_process_and_an_unchanged_file(poll, fake, async_dir) -> None:
     job = fake.start(async_dir)
     for pid in job.processes():
