@@ -110,6 +110,12 @@ options:
     type: str
     choices: [fail, kill]
     default: fail
+  _async_dir:
+    description:
+      - Internal use only, set by the action plugin (the shell option C(async_dir), as
+        written); do not set it. C(~) is expanded on the host.
+    type: str
+    default: ~/.ansible_async
 attributes:
   action:
     support: full
@@ -141,7 +147,7 @@ notes:
     C(starttime) (field 22 of C(/proc/PID/stat)), C(pgid) and C(uid), and once the job runs
     C(job) with its own process group, so that a waiter ties the job to its processes with
     certainty. The job id's number after the dot is the supervisor's pid."
-  - "O(no_log) on the task keeps the command lines and outputs out of every output of the
+  - "C(no_log) on the task keeps the command lines and outputs out of every output of the
     collection (results, C(-v) lines, the time_saved report); the job files on the host hold
     the results, as core's do."
   - If the supervisor is killed or the host reboots, the jobs it ran are reported C(orphaned)
