@@ -128,36 +128,46 @@ def grade_step4(ctx: Context, run: Run, hosts: list[str]) -> Grade:
     for s in seen:
         host, jid = s.job.host, s.job.jid
         reports = [r for r in wait_saw(run.record, host, jid) if reported_finished(r)]
-        if s.state in job_model().ACTIVE_STATES:
+        after = after_return(s, s.host_time(run.record.ended or run.ended))
+        if not reports:
             grade.lack(
                 (
-                    "{host}: the play returned while job {jid} still ran",
-                    "{host} : le playbook a rendu la main alors que la tâche {jid} tournait encore",
+                    "{host}: no async_status/async_wait task saw job {jid} finished ({when})",
+                    "{host} : aucune tâche async_status/async_wait n'a vu finie la tâche {jid} ({when})",
                 ),
                 HINT_WAIT,
                 host=host,
                 jid=jid,
+                when=both(
+                    "it still ran when the play returned",
+                    "elle tournait encore à la fin du playbook",
+                )
+                if after
+                else both(
+                    "it ended before the play returned, unseen",
+                    "elle s'est terminée avant la fin du playbook, sans être vue",
+                ),
             )
-        elif not reports:
+        elif after is not None:
             grade.lack(
                 (
-                    "{host}: job {jid} ended ({state}) but no async_status/async_wait task reported it finished",
-                    "{host} : la tâche {jid} s'est terminée ({state}) mais aucune tâche async_status/async_wait ne l'a vue finie",
+                    "{host}: the play returned while job {jid} still ran ({after})",
+                    "{host} : le playbook a rendu la main alors que la tâche {jid} tournait encore ({after})",
                 ),
                 HINT_WAIT,
                 host=host,
                 jid=jid,
-                state=s.state,
+                after=after,
             )
         elif s.span:
-            after = s.host_time(run.record.ended or run.ended) - s.span[1]
+            ended = s.host_time(run.record.ended or run.ended) - s.span[1]
             grade.see(
                 "{host}: job {jid} ran {ran} s and ended {after} s before the play returned; {task!r} ({waiter}) reported it finished (rc {rc})",
                 "{host} : la tâche {jid} a tourné {ran} s et s'est terminée {after} s avant la fin du playbook ; {task!r} ({waiter}) l'a vue finie (rc {rc})",
                 host=host,
                 jid=jid,
                 ran=seconds(s.span[1] - s.span[0]),
-                after=seconds(after),
+                after=seconds(ended),
                 task=reports[-1]["task"],
                 waiter=reports[-1]["waiter"],
                 rc=s.record.get("rc"),

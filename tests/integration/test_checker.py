@@ -118,15 +118,15 @@ WRONG = {
     "wrong-1": ["had already ended when the command returned", "`-P 0` returns at once"],
     "wrong-2": ["async_status did not answer about job", "-m async_status"],
     "wrong-3": ["had already ended when the play returned: the play waited for it", "poll: 0"],
-    "wrong-4": ["the play returned while job", "async_status"],
+    "wrong-4": ["no async_status/async_wait task saw job", "async_status"],
     "wrong-5": ["`throttle: 2` on the async task (found throttle none)"],
     "wrong-6": ["no throttle on 'Tâche longue en arrière-plan'", "forks 2"],
     "wrong-7": [
         "failed_when: job.rc != 0` on the poll 0 launch is refused",
         "has no attribute 'rc'",
-        "async_status result",
+        "on the async_status task",
     ],
-    "wrong-8": ["still ran when the play returned"],
+    "wrong-8": ["no wait reported job(s)", "in one task"],
     "wrong-9": ["was not also run synchronously"],
     "wrong-challenge": ["no background job was launched on host1", "poll: 0"],
 }
