@@ -145,7 +145,8 @@ def test_step2_adhoc_commands_of_the_lab(tmp_path):
         ["ansible", "host1", "-m", "async_status", "-a", f"jid={jids['host1']}", "-P", "5"]
     )
     ok(status)
-    assert re.search(r'"finished": (false|0)', status.stdout), status.stdout
+    # ansible-core 2.19 answers a JSON false (older cores said 0).
+    assert '"finished": false' in status.stdout, status.stdout
 
     log = tmp_path / "states.log"
     waited = playbook(
