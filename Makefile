@@ -130,6 +130,7 @@ bench: install
 	python benchmarks/async_wait.py
 	python benchmarks/callback_overhead.py
 	python benchmarks/async_launch.py
+	python benchmarks/ssh_scale.py
 
 clean:
 	rm -rf build $(COLLECTIONS) .cache reports
