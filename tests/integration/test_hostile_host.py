@@ -6,8 +6,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -97,3 +99,38 @@ def test_broken_job_files_stay_their_own_and_leave_no_temp_dir(private) -> None:
     assert "not a regular file" in reasons[2] and "symbolic link" in reasons[3]
     assert Path("/etc/hostname").exists()
     assert [p.name for p in remote_tmp.iterdir()] == []  # no AnsiballZ_async_job_poll.py left
+
+
+@pytest.fixture
+def shared():
+    """A private async dir every user can write in (a shared one, as on the issue's hosts),
+    and a remote tmp; every process started under them is killed."""
+    base = Path(tempfile.mkdtemp(prefix="hostile-shared-", dir="/tmp"))
+    base.chmod(0o755)
+    async_dir, remote_tmp = base / "async", base / "remote-tmp"
+    async_dir.mkdir(mode=0o777)
+    async_dir.chmod(0o777)
+    remote_tmp.mkdir(mode=0o777)
+    remote_tmp.chmod(0o777)
+    yield async_dir, remote_tmp
+    for pid, _sid in session_members(str(remote_tmp)):
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("su"), reason="needs root and su")
+def test_an_unprivileged_waiter_cannot_kill_a_root_job(shared) -> None:
+    async_dir, remote_tmp = shared
+    tasks = run("hostile_unprivileged.yml", async_dir, remote_tmp)
+    jid = tasks["Launch a sleep as root"]["ansible_job_id"]
+    waited = tasks["Wait for it as nobody, killing it at the timeout"]
+    assert waited["failed"] is True
+    (job,) = waited["jobs"]
+    assert job["state"] == "kill_failed", job
+    assert "not ours" in job["msg"]
+    (alive,) = tasks["Look at the job as root"]["jobs"]
+    assert alive["state"] == "running" and len(alive["pids"]) >= 3, alive
+    (killed,) = tasks["Kill it as root"]["jobs"]
+    assert (killed["state"], killed["erased"]) == ("killed", True), killed
+    assert not (async_dir / jid).exists()
