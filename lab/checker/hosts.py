@@ -63,7 +63,6 @@ class Hosts:
         hosts: list[str],
         jobs: dict[str, dict[str, str]] | None = None,
         files: list[str] | None = None,
-        async_dir: str = "~/.ansible_async",
         touch: list[str] | None = None,
     ) -> dict[str, HostView]:
         """Look at each host's job files (jobs: host -> {jid: command-line needle}) and files."""
@@ -73,7 +72,6 @@ class Hosts:
 
         requests = {
             h: {
-                "async_dir": async_dir,
                 "jobs": jobs.get(h, {}),
                 "files": files or [],
                 "touch": touch or [],
@@ -86,6 +84,8 @@ class Hosts:
             PROBE,
             json.dumps(requests),
             trust_as_template("{{ inventory_hostname }}"),
+            # the async dir the host's jobs use (core's default; Molecule's lab hosts set one)
+            trust_as_template("{{ ansible_async_dir | default('~/.ansible_async') }}"),
             "lab-checker-probe",
         ]
         replies = self._run(hosts, argv=argv)

@@ -2,12 +2,13 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """What the checker looks at on a host, in one round trip (runs there: stdlib, Python 3.7+).
 
-Run as ``python3 -c SOURCE REQUESTS HOST``; REQUESTS is JSON, {host: request}, each with ``async_dir`` (may hold ``~``),
-``jobs`` ({jid: text that the job's processes carry on their command line}), ``files``
-(paths to read) and ``touch`` (paths to create first). Prints JSON: the host's ``now``, the async dir expanded here, and for each job its
-job file (parsed record, mtime) with the command-module ``start``/``end`` turned into epoch
-seconds on this host's clock and time zone, and the processes still carrying its jid; for
-each file whether it exists, its mtime and its first 4 KiB.
+Run as ``python3 -c SOURCE REQUESTS HOST ASYNC_DIR MARK``. REQUESTS is JSON, {host:
+request}, each request with ``jobs`` ({jid: text the job's processes carry on their command
+line}), ``files`` (paths to read) and ``touch`` (paths to create, after the jobs are read).
+Prints JSON: the host's ``now``, ASYNC_DIR expanded here, and for each job its job file
+(parsed record, mtime) with the command module's ``start``/``end`` turned into epoch seconds
+by this host's clock and time zone, and the processes still carrying its jid; for each file
+whether it exists, its mtime and its first 4 KiB.
 """
 
 from __future__ import annotations
@@ -77,9 +78,9 @@ def job(path):
     return out
 
 
-def main(requests, host):
+def main(requests, host, async_dir):
     request = requests.get(host, {})
-    async_dir = os.path.expanduser(request.get("async_dir") or "~/.ansible_async")
+    async_dir = os.path.expanduser(async_dir or "~/.ansible_async")
     jobs = request.get("jobs") or {}
     running = processes(sorted(set(jobs.values())))
     reply = {
@@ -111,4 +112,4 @@ def main(requests, host):
 
 
 if __name__ == "__main__":
-    main(json.loads(sys.argv[1]), sys.argv[2])  # argv[3]: MARK
+    main(json.loads(sys.argv[1]), sys.argv[2], sys.argv[3])  # argv[4]: MARK
