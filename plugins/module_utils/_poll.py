@@ -254,8 +254,9 @@ class Poller(Killer):
         if before is None:
             return entry, True
         if found is not before:
-            # The file changed between the two reads: judge what it says now.
-            return self.inspect(jid, table, before=found)
+            # Written again since the first look: someone keeps it up; judge it next check.
+            entry["msg"] = "its job file changed while its processes looked gone: looking again"
+            return entry, False
         entry.update(state=_job.ORPHANED, msg=self.orphan_message(jid, found, table, procs))
         entry.pop("running_for", None)
         return entry, False
@@ -335,7 +336,9 @@ class Poller(Killer):
 
     def cleanup(self) -> None:
         for entry in self.jobs.values():
-            if entry["state"] not in _job.ENDED_STATES or not entry.get("path"):
+            if entry["state"] not in _job.ENDED_STATES or entry["state"] == _job.UNKNOWN:
+                continue  # running, or no job file to remove
+            if not entry.get("path"):
                 continue
             if entry.get("_keep"):
                 entry["erased"] = False

@@ -268,3 +268,36 @@ def test_check_mode_kill_only_reads(async_dir: Path) -> None:
 def test_wrapper_processes_is_kept_for_callers(async_dir: Path) -> None:
     assert poll.wrapper_processes({"j1"}) == {"j1": []}
     assert _job.is_jid_prefix("j1")
+
+
+def test_cleanup_says_when_another_waiter_removed_the_file_first(async_dir: Path) -> None:
+    write(async_dir, "j1.2", {"rc": 0})
+    p = poller(async_dir, "j1.2", "j1.3")
+    p.check()
+    (async_dir / "j1.2").unlink()  # the other waiter was quicker
+    p.cleanup()
+    first, wrong = p.reply_jobs()
+    assert first["erased"] is False
+    assert first["cleanup_error"].startswith("already removed (by another waiter")
+    assert wrong["state"] == "unknown" and "cleanup_error" not in wrong
+
+
+def test_a_job_file_rewritten_while_it_looks_dead_is_not_orphaned(
+    async_dir: Path, monkeypatch
+) -> None:
+    """A running record replaced by another between the two looks: not judged this time."""
+    write(async_dir, "j1.2", RUNNING)
+    real = _proc.scan
+    calls = []
+
+    def scan(proc="/proc"):
+        calls.append(1)
+        if len(calls) == 2:
+            write(async_dir, "j1.2", {**RUNNING, "ansible_job_id": "j1.2", "again": 1})
+        return real(proc)
+
+    monkeypatch.setattr(_proc, "scan", scan)
+    p = poller(async_dir, "j1.2")
+    p.check()
+    assert p.jobs["j1.2"]["state"] == "running"
+    assert "changed while its processes looked gone" in p.jobs["j1.2"]["msg"]
