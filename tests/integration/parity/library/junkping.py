@@ -1,5 +1,7 @@
-#!/usr/bin/python
-# Ported from ansible-core 2.19.14, test/integration/targets/async_extra_data/library/junkping.py.
+#!/usr/bin/env python
+# Ported from ansible-core 2.19.14, test/integration/targets/async_extra_data/library/junkping.py
+# (its shebang was #!/usr/bin/python; outside integration targets ansible-test's shebang rule
+# wants this one; an old-style module needs one to be run at all).
 # Copyright: Ansible Project.
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 from __future__ import annotations
