@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import stat
 import sys
+import time
 
 from ansible_collections.tplabs.async_tasks.plugins.module_utils import _job, _proc
 
@@ -45,8 +47,26 @@ class Killer:
             order = sorted(targets, key=lambda j: not targets[j][0].whole_launch)
             procs = {jid: targets[jid][0] for jid in order}
             left, errors = _proc.kill_all(procs, table, self.proc)
+            self.await_supervisors(targets, left)
             for jid, (found, before) in targets.items():
                 self.record(jid, self.after_kill(jid, found, before, left[jid], errors[jid]))
+
+    def await_supervisors(self, targets: dict, left: dict, grace: float = 2.0) -> None:
+        """An async_launch job killed alone is reaped by its supervisor, which then writes
+        the job's result: give it a moment (all such jobs at once), so that the kill is
+        recorded in that result rather than overwritten by it."""
+        waiting = {
+            jid: before
+            for jid, (found, before) in targets.items()
+            if found.supervisor is not None and not found.whole_launch and not left[jid]
+        }
+        deadline = time.monotonic() + grace
+        while waiting and time.monotonic() < deadline:
+            for jid, before in list(waiting.items()):
+                if _job.read_job_file(before.path, self.max_bytes, before) is not before:
+                    del waiting[jid]
+            if waiting:
+                time.sleep(0.05)
 
     def kill_target(self, jid: str, entry: dict, table) -> tuple:
         """(entry, (JobProcs, JobFile)) for a job to signal, or (kill_failed entry, None)."""
@@ -114,8 +134,6 @@ class Killer:
             return entry
         now = self.clock()
         found = _job.read_job_file(before.path, self.max_bytes, before)
-        if found is not before and found.kind != "missing":
-            return self.settle(jid, "its processes are gone, and its job file changed meanwhile")
         record = {
             "started": True,
             "finished": True,
@@ -125,6 +143,13 @@ class Killer:
             "msg": "killed by tplabs.async_tasks.async_wait after the wait timed out",
             "killed_pids": procs.pids,
         }
+        if found is not before and found.kind != "missing":
+            own = found.record if found.kind == "record" else None
+            if not (own and procs.supervisor is not None and _died_of_our_signal(own)):
+                return self.settle(jid, "its processes are gone, and its job file changed")
+            # Its supervisor recorded the end our signal caused: keep that result, marked.
+            record = dict(own, **{k: v for k, v in record.items() if k != "started"})
+            before = found
         entry = self.base(jid, before)
         entry.update(state=_job.KILLED, started_at=before.mtime, ended_at=now, result=record)
         entry["msg"] = record["msg"]
@@ -143,6 +168,12 @@ class Killer:
         if problems:
             entry["launch_tmp_error"] = "; ".join(problems)
         return entry
+
+
+def _died_of_our_signal(record: dict) -> bool:
+    """A result whose command ended on SIGTERM or SIGKILL (rc -15 or -9, as Popen says)."""
+    rc = record.get("rc")
+    return rc in (-int(signal.SIGTERM), -int(signal.SIGKILL)) and not record.get(_job.KILLED_MARK)
 
 
 def _owner(found: _job.JobFile) -> tuple | None:

@@ -14,6 +14,7 @@ import signal
 import stat
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -539,3 +540,26 @@ def test_a_queued_launch_job_stops_its_supervisor_only_with_all_its_jobs(
     reply = run_poll(poll, jids=[queued, other], async_dir=str(async_dir), mode="kill")
     assert [j["state"] for j in reply["jobs"]] == ["killed", "killed"], reply
     assert not alive(sup)
+
+
+def test_a_launch_jobs_own_result_is_kept_and_marked_killed(poll, launch, async_dir) -> None:
+    """The supervisor reaps the job killed alone and writes its result: that result is kept
+    (with the output so far), marked as killed, never overwritten by a bare kill record."""
+    sup, job = launch(True), launch(False)
+    jid = f"j123456789013.{sup.pid}"
+    path = write(async_dir, jid, launch_record(jid, sup.pid, job.pid))
+
+    def supervisor() -> None:  # what async_launch's supervisor does when its job dies
+        while alive(job):
+            time.sleep(0.02)
+        path.write_text(json.dumps({"rc": -15, "stdout": "so far", "failed": True}))
+
+    watcher = threading.Thread(target=supervisor, daemon=True)
+    watcher.start()
+    reply = run_poll(poll, jids=[jid], async_dir=str(async_dir), mode="kill")
+    watcher.join(30)
+    entry = jobs_by_jid(reply)[jid]
+    assert entry["state"] == "killed", entry
+    assert entry["result"]["stdout"] == "so far"
+    on_disk = json.loads(path.read_text())
+    assert (on_disk["killed_by_async_wait"], on_disk["stdout"]) == (True, "so far")
