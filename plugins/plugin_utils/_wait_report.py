@@ -176,6 +176,17 @@ def job_message(state: str, entry: JobEntry, view: Mapping, record: Mapping) -> 
     return _job.STATES[state].meaning if state in _job.STATES else state
 
 
+def found_elsewhere(view: Mapping) -> str:
+    """A note when the job file was not in the async directory (see docs/known-issues.md)."""
+    where = view.get("found_in")
+    if not where:
+        return ""
+    return (
+        f" (its job file was found in {where}, not in the async directory: where a wrong "
+        "expansion of ~ would have put it)"
+    )
+
+
 def job_report(entry: JobEntry, view: Mapping, returned_at: float) -> dict:
     """One job of the wait's result (contract: jobs[n] of async_wait)."""
     state = entry.state or str(view.get("state") or _job.RUNNING)
@@ -195,7 +206,7 @@ def job_report(entry: JobEntry, view: Mapping, returned_at: float) -> dict:
         "stderr": own.get("stderr") or "",
         "stdout_lines": result.get("stdout_lines", []) if entry.jid else _lines(own.get("stdout")),
         "stderr_lines": result.get("stderr_lines", []) if entry.jid else _lines(own.get("stderr")),
-        "msg": job_message(state, entry, view, own),
+        "msg": job_message(state, entry, view, own) + found_elsewhere(view),
         "result": result,
         "elapsed": job_elapsed(view, own, state),
         "ended_ago": ended_ago(view, returned_at),

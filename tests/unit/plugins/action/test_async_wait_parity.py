@@ -433,3 +433,17 @@ def test_a_job_that_could_not_be_killed_is_named_in_the_message(make_action) -> 
         "timed out after 1.0s (timeout 1s) with 1 job(s) that could not be killed (they may "
         "still run): j111.1: kill_failed: EPERM on process group 4242 (not ours)"
     )
+
+
+def test_a_job_file_found_elsewhere_is_said_in_the_jobs_message(make_action) -> None:
+    """The poll module also looks where core's ~ fallback would have put the file (found_in)."""
+    view = ended(J1, {"rc": 0})
+    view.update(path=f"/root/{J1}", found_in="/root")
+    action, _ = make_action({"jobs": J1}, [[view]])
+    job = action.run(task_vars={})["jobs"][0]
+    assert job["state"] == "finished"
+    assert job["found_in"] == "/root"
+    assert job["msg"] == (
+        "finished (its job file was found in /root, not in the async directory: where a wrong "
+        "expansion of ~ would have put it)"
+    )
