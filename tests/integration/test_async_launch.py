@@ -89,8 +89,8 @@ def test_async_status_reads_launched_jobs_as_it_reads_cores(
     )
     assert result.rc == 0, result.stdout[-3000:] + result.stderr
     tasks = tasks_of(doc)
-    core = tasks["async_status until finished - core's jobs"]["results"]
-    launched = tasks["async_status until finished - async_launch's jobs"]["results"]
+    core = tasks["Async_status until finished - core's jobs"]["results"]
+    launched = tasks["Async_status until finished - async_launch's jobs"]["results"]
     names = [r["item"]["item"]["name"] for r in core]
     assert names == ["words", "argv", "missing", "fails", "slept"]
     assert [r["item"]["name"] for r in launched] == [*names, "held", "behind"]
@@ -113,10 +113,10 @@ def test_async_status_reads_launched_jobs_as_it_reads_cores(
             assert isinstance(ours[key], str) and isinstance(theirs[key], str)
     fails = launched[3]
     assert (fails["rc"], fails["stdout"], fails["stderr"]) == (3, "out", "err")
-    queued = tasks["async_status reads the queued job as started and not finished"]
+    queued = tasks["Async_status reads the queued job as started and not finished"]
     assert queued["started"] is True and queued["finished"] is False
     assert launched[-1]["stdout"] == "behind"
-    held = tasks["async_launch - a job held until a file appears, then one queued behind it"]
+    held = tasks["Async_launch - a job held until a file appears, then one queued behind it"]
     assert [j["state"] for j in held["jobs"]] == ["running", "queued"]
     assert "ansible_job_id" not in held
 
