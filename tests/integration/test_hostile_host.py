@@ -134,3 +134,23 @@ def test_an_unprivileged_waiter_cannot_kill_a_root_job(shared) -> None:
     (killed,) = tasks["Kill it as root"]["jobs"]
     assert (killed["state"], killed["erased"]) == ("killed", True), killed
     assert not (async_dir / jid).exists()
+
+
+def test_async_launch_jobs_are_killed_queued_ones_with_their_supervisor(private) -> None:
+    async_dir, remote_tmp = private
+    tasks = run("hostile_launch.yml", async_dir, remote_tmp)
+    jobs = tasks["Launch three sleeps, one at a time"]["jobs"]
+    assert [j["state"] for j in jobs] == ["running", "queued", "queued"]
+    supervisor = int(jobs[0]["jid"].split(".")[1])
+    (one,) = tasks["Kill the last queued job alone"]["jobs"]
+    assert one["state"] == "kill_failed", one
+    assert jobs[0]["jid"] in one["msg"] and jobs[1]["jid"] in one["msg"]
+    states = [j["state"] for j in tasks["Kill them all"]["jobs"]]
+    assert states == ["killed", "killed", "killed"], tasks["Kill them all"]["jobs"]
+    assert (
+        not Path(f"/proc/{supervisor}/cmdline").exists()
+        or not Path(f"/proc/{supervisor}/cmdline").read_bytes()
+    )
+    for job in jobs:
+        on_disk = json.loads((async_dir / job["jid"]).read_text())
+        assert on_disk["killed_by_async_wait"] is True
