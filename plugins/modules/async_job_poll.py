@@ -141,7 +141,9 @@ jobs:
     - One entry per job id, in the order given, with C(jid), C(state), C(msg), C(path),
       C(result) (the job's record when it ended, or the kill record), C(started_at),
       C(ended_at), C(running_for), C(erased), C(cleanup_error), C(truncated), C(found_in)
-      and C(pids) where they apply.
+      and C(pids) (the job's processes, when tied with certainty) where they apply.
+    - After a kill, C(launch_tmp_removed) lists the launch temp dirs removed and
+      C(launch_tmp_error) says why one could not be.
   returned: always
   type: list
   elements: dict
