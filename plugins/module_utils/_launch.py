@@ -215,6 +215,7 @@ def _job_child(parent: int) -> Callable[[], None]:
 # gone: the supervisor leaves it that long before it records the end itself.
 OUTSIDE_KILLS = frozenset({signal.SIGTERM, signal.SIGKILL, signal.SIGINT, signal.SIGHUP})
 OUTSIDE_KILL_GRACE = 10.0
+OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.EAGAIN})
 
 
 class Supervisor:
@@ -318,6 +319,12 @@ class Supervisor:
                 preexec_fn=_job_child(os.getpid()),  # single-threaded here: safe
             )
         except OSError as error:
+            if error.errno in OUT_OF_RESOURCES and self.running:
+                # Out of descriptors or processes: run no more at once than now (the host's
+                # own limit, below max_parallel); the job waits for a running one to end.
+                self.slots = len(self.running)
+                self.queue.insert(0, job)
+                return
             self._finish(job, start_failure(job.spec, error, chdir_failed=False))
             return
         job.deadline = time.monotonic() + job.limit

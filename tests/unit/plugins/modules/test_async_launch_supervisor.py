@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -285,6 +288,30 @@ def test_a_queued_job_whose_record_a_waiter_replaced_never_starts(
     assert held["rc"] == 0 and last["rc"] == 0
     assert withdrawn == killed
     assert not ran.exists()
+
+
+def test_out_of_descriptors_the_jobs_queue_instead_of_failing(async_dir: Path) -> None:
+    # 40 descriptors: far fewer than 30 jobs at once need (two pipes each), no max_parallel.
+    script = f"""
+import json, resource, sys
+sys.path[:0] = {sys.path!r}
+resource.setrlimit(resource.RLIMIT_NOFILE, (40, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+from ansible_collections.tplabs.async_tasks.plugins.module_utils import _launch
+from ansible_collections.tplabs.async_tasks.plugins.modules.async_launch import specs_of
+reader, first = _launch.launch(specs_of([{{"argv": ["sleep", "0.2"]}}] * 30), {str(async_dir)!r}, 60, 0)
+ends = _launch.wait_for_ends(reader, [j["jid"] for j in first["jobs"]], 120)
+print(json.dumps({{"first": first, "ends": len(ends)}}))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["first"]["ok"] and report["ends"] == 30
+    states = [job["state"] for job in report["first"]["jobs"]]
+    assert "queued" in states and "failed" not in states
+    records = [read_job_file(str(async_dir / job["jid"])).record for job in report["first"]["jobs"]]
+    assert [record.get("rc") for record in records] == [0] * 30
 
 
 # --- detaching ----------------------------------------------------------------------------
