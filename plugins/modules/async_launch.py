@@ -263,11 +263,13 @@ import time  # noqa: E402
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 from ansible_collections.tplabs.async_tasks.plugins.module_utils._launch import (  # noqa: E402
-    JobSpec,
-    job_specs,
     launch,
     view,
     wait_for_ends,
+)
+from ansible_collections.tplabs.async_tasks.plugins.module_utils._launch_jobs import (  # noqa: E402
+    JobSpec,
+    job_specs,
 )
 
 JOB_OPTIONS = {

@@ -20,7 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.tplabs.async_tasks.plugins.module_utils import _launch
+from ansible_collections.tplabs.async_tasks.plugins.module_utils import (
+    _launch,
+    _launch_jobs,
+    _launch_supervisor,
+)
 from ansible_collections.tplabs.async_tasks.plugins.module_utils._job import (
     KILLED_MARK,
     PROCESS_KEY,
@@ -128,7 +132,7 @@ def test_records_tie_each_job_to_the_supervisor(async_dir: Path) -> None:
         assert record["started"] is True and record["finished"] is False
         process = record[PROCESS_KEY]
         assert {k: process[k] for k in ("pid", "starttime", "pgid", "uid")} == supervisor
-    assert supervisor["starttime"] == _launch.proc_starttime(supervisor["pid"])
+    assert supervisor["starttime"] == _launch_jobs.proc_starttime(supervisor["pid"])
     assert supervisor["uid"] == os.getuid()
     job = running[PROCESS_KEY]["job"]
     assert job["pgid"] == job["pid"] != supervisor["pid"]
@@ -249,7 +253,7 @@ def test_jobs_die_with_a_killed_supervisor_and_their_records_stay_running(async_
 
 
 def test_a_job_killed_from_outside_is_recorded_after_a_grace(async_dir: Path, monkeypatch) -> None:
-    monkeypatch.setattr(_launch, "OUTSIDE_KILL_GRACE", 1.0)
+    monkeypatch.setattr(_launch_supervisor, "OUTSIDE_KILL_GRACE", 1.0)
     reader, first = start(async_dir, [{"argv": ["sleep", "300"]} for _ in range(3)])
     paths = [async_dir / job["jid"] for job in first["jobs"]]
     groups = [read_job_file(str(path)).record[PROCESS_KEY]["job"]["pgid"] for path in paths]
@@ -296,7 +300,11 @@ def test_out_of_descriptors_the_jobs_queue_instead_of_failing(async_dir: Path) -
 import json, resource, sys
 sys.path[:0] = {sys.path!r}
 resource.setrlimit(resource.RLIMIT_NOFILE, (40, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
-from ansible_collections.tplabs.async_tasks.plugins.module_utils import _launch
+from ansible_collections.tplabs.async_tasks.plugins.module_utils import (
+    _launch,
+    _launch_jobs,
+    _launch_supervisor,
+)
 from ansible_collections.tplabs.async_tasks.plugins.modules.async_launch import specs_of
 reader, first = _launch.launch(specs_of([{{"argv": ["sleep", "0.2"]}}] * 30), {str(async_dir)!r}, 60, 0)
 ends = _launch.wait_for_ends(reader, [j["jid"] for j in first["jobs"]], 120)
@@ -366,8 +374,11 @@ def test_job_ids_are_distinct_and_in_cores_format() -> None:
         def randrange(self, _stop: int) -> int:
             return next(self.values)
 
-    assert _launch.new_jids(2, 4242, Repeating()) == ["j000000000007.4242", "j000000000008.4242"]
-    jids = _launch.new_jids(50, 31)
+    assert _launch_jobs.new_jids(2, 4242, Repeating()) == [
+        "j000000000007.4242",
+        "j000000000008.4242",
+    ]
+    jids = _launch_jobs.new_jids(50, 31)
     assert len(set(jids)) == 50 and all(is_jid(jid) and jid_pid(jid) == 31 for jid in jids)
 
 
@@ -375,9 +386,9 @@ def test_starttime_is_read_after_the_command_name_whatever_it_holds(tmp_path: Pa
     (tmp_path / "99").mkdir()
     fields = " ".join(str(n) for n in range(3, 30))  # field 22 holds "22"
     (tmp_path / "99" / "stat").write_text(f"99 (a) b (c)) {fields}\n")
-    assert _launch.proc_starttime(99, proc=str(tmp_path)) == 22
-    assert _launch.proc_starttime(98, proc=str(tmp_path)) is None
-    assert _launch.proc_starttime() == _launch.proc_starttime(os.getpid())
+    assert _launch_jobs.proc_starttime(99, proc=str(tmp_path)) == 22
+    assert _launch_jobs.proc_starttime(98, proc=str(tmp_path)) is None
+    assert _launch_jobs.proc_starttime() == _launch_jobs.proc_starttime(os.getpid())
 
 
 def test_specs_split_cmd_as_command_does_and_run_shell_through_sh() -> None:
