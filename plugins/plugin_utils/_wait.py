@@ -134,6 +134,7 @@ class JobWaiter:
         self.timed_out = False
         self.kill_error = ""
         self.kill_targets: set[str] = set()
+        self.stale_tmpdirs: list[str] = []
 
     # -- the three steps ---------------------------------------------------------------
 
@@ -260,9 +261,33 @@ class JobWaiter:
         reply, fault = self.call(jids, **args)
         if fault is not None:
             self.faults.append(fault)
+            if fault.kind == "transfer":
+                self.forget_tmpdir()
             return None
         self.faults.clear()
+        self.remove_stale_tmpdirs()
         return reply
+
+    def forget_tmpdir(self) -> None:
+        """After a failed transfer, make the next round trip use a new remote temp dir.
+
+        The one in use may be gone (a host rebooted with its temp dirs on tmpfs): every
+        transfer into it would fail until the wait gives up.
+        """
+        shell = self.action._connection._shell
+        if shell.tmpdir:
+            self.stale_tmpdirs.append(shell.tmpdir)
+            shell.tmpdir = None
+
+    def remove_stale_tmpdirs(self) -> None:
+        """Best effort, once the host answers again: the temp dirs left by failed transfers."""
+        while self.stale_tmpdirs:
+            path = self.stale_tmpdirs.pop()
+            try:
+                command = self.action._connection._shell.remove(path, recurse=True)
+                self.action._low_level_execute_command(command, sudoable=False)
+            except Exception as err:  # a leftover temp dir must not fail the wait
+                display.vvv(f"async_wait: could not remove {path}: {err}", host=self.host)
 
     def give_up(self) -> bool:
         """After a fault: stop after max_connection_failures in a row, or at the deadline."""

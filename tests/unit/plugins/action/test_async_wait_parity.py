@@ -174,6 +174,27 @@ def test_a_failed_file_transfer_is_retried_like_a_connection_failure(make_action
     assert result["jobs"][0]["state"] == "finished"
 
 
+def test_a_failed_transfer_gets_a_new_temp_dir_and_the_old_one_is_removed(
+    make_action, mocker
+) -> None:
+    action, host = make_action({"jobs": J1}, [put_file_failure(), [ended(J1, {"rc": 0})]])
+    shell = action._connection._shell
+    shell.tmpdir = "/root/.ansible/tmp/ansible-tmp-gone"
+    tmpdirs = []
+    host_call = host.__call__
+    mocker.patch.object(
+        action,
+        "_execute_module",
+        side_effect=lambda **kw: (tmpdirs.append(shell.tmpdir), host_call(**kw))[1],
+    )
+    removed = mocker.patch.object(action, "_low_level_execute_command", return_value={"rc": 0})
+    result = action.run(task_vars={})
+    assert result["failed"] is False
+    assert tmpdirs == ["/root/.ansible/tmp/ansible-tmp-gone", None]
+    (command,), _ = removed.call_args
+    assert "ansible-tmp-gone" in command and command.startswith("rm -f -r")
+
+
 def test_transfers_that_keep_failing_make_the_host_unreachable(make_action) -> None:
     args = {"jobs": J1, "max_connection_failures": 2}
     action, _ = make_action(args, [put_file_failure(), put_file_failure()])
