@@ -8,9 +8,11 @@ their modules on this machine, so the figures show the controller-side cost of S
 ssh process, a master and its channels per host) next to the local connection.
 
 For each host count (default 20 and 50) and transport (local, ssh, ssh with pipelining),
-it runs the same job on every host (`sleep --seconds`) synchronously and as an async launch
-waited for with tplabs.async_tasks.async_wait, and prints wall time, the speed-up against
-the synchronous run, the controller's CPU time and, over SSH, the SSH connections and
+it runs the same job on every host (`sleep --seconds`) synchronously, as a core async
+launch (`async`, `poll: 0`) waited for with tplabs.async_tasks.async_wait, and launched by
+tplabs.async_tasks.async_launch then waited for with async_wait. It prints wall time, the
+speed-up against the synchronous run, the controller's CPU time (ansible-playbook and its
+workers; not the SSH masters, which ssh detaches) and, over SSH, the SSH connections and
 session channels sshd saw (from its own log). With --mitogen DIR (a mitogen checkout or
 install with ansible_mitogen/plugins/strategy) the ssh rows are also run with Mitogen's
 mitogen_linear strategy.
@@ -74,10 +76,25 @@ PLAYBOOK = """\
         jobs: "{{ job }}"
         timeout: 600
       when: method == 'async_wait'
+
+    - name: The job, launched by async_launch (a plain module run, so it can be pipelined)
+      tplabs.async_tasks.async_launch:
+        jobs:
+          - cmd: "sleep {{ seconds }}"
+        async: 600
+      register: launched
+      when: method == 'async_launch'
+
+    - name: Wait for them with async_wait
+      tplabs.async_tasks.async_wait:
+        jobs: "{{ launched }}"
+        timeout: 600
+      when: method == 'async_launch'
 """
 
-# --long-poll: the launch and the wait in two runs, so sshd's log tells the wait's own channels.
-LAUNCH = """\
+# --long-poll: launch, then mark sshd's log (from the controller: no SSH), then wait; the
+# channels after the mark are the wait's own.
+LONG_POLL = """\
 - name: Launch one job per host
   hosts: bench
   gather_facts: false
@@ -89,27 +106,23 @@ LAUNCH = """\
       register: job
       changed_when: true
 
-- name: Keep the job ids
+- name: Mark where the wait starts
   hosts: localhost
   gather_facts: false
   tasks:
-    - name: Write them
+    - name: Note sshd's log size and the time
       ansible.builtin.copy:
-        content: "{{ dict(groups.bench | zip(groups.bench | map('extract', hostvars, ['job', 'ansible_job_id']))) | to_json }}"
-        dest: "{{ jids_file }}"
+        content: "{{ {'offset': lookup('ansible.builtin.pipe', 'stat -c %s ' ~ sshd_log) | int, 'at': now().timestamp()} | to_json }}"
+        dest: "{{ mark_file }}"
         mode: "0600"
-"""
 
-WAIT = """\
 - name: Wait for the jobs
   hosts: bench
   gather_facts: false
-  vars:
-    jids: "{{ lookup('ansible.builtin.file', jids_file) | from_json }}"
   tasks:
     - name: Wait with async_wait
       tplabs.async_tasks.async_wait:
-        jobs: "{{ jids[inventory_hostname] }}"
+        jobs: "{{ job }}"
         window: "{{ window }}"
         timeout: 600
       register: waited_async_wait
@@ -117,7 +130,7 @@ WAIT = """\
 
     - name: Wait with the lab's until loop
       ansible.builtin.async_status:
-        jid: "{{ jids[inventory_hostname] }}"
+        jid: "{{ job.ansible_job_id }}"
       register: waited_until
       until: waited_until.finished
       retries: 600
@@ -128,12 +141,12 @@ WAIT = """\
   hosts: localhost
   gather_facts: false
   tasks:
-    - name: Write them
+    - name: Write them, and the time
       ansible.builtin.copy:
         content: >-
-          {{ dict(groups.bench | zip(groups.bench | map('extract', hostvars, 'waited_async_wait')
-          | map(attribute='polls') if method == 'async_wait' else groups.bench
-          | map('extract', hostvars, 'waited_until') | map(attribute='attempts'))) | to_json }}
+          {{ {'at': now().timestamp(), 'trips': groups.bench | map('extract', hostvars, 'waited_async_wait')
+          | map(attribute='polls') | list if method == 'async_wait' else groups.bench
+          | map('extract', hostvars, 'waited_until') | map(attribute='attempts') | list} | to_json }}
         dest: "{{ counts_file }}"
         mode: "0600"
 """
@@ -391,8 +404,7 @@ def long_poll(args: argparse.Namespace, sshd: Sshd) -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory(prefix="ssh-long-poll-") as tmp:
         workdir = Path(tmp)
-        (workdir / "launch.yml").write_text(LAUNCH)
-        (workdir / "wait.yml").write_text(WAIT)
+        (workdir / "long_poll.yml").write_text(LONG_POLL)
         hosts = int(args.hosts.split(",")[0])
         variants = [("async_wait", w) for w in args.windows] + [("until", 0.0)]
         for transport in [t for t in args.transports.split(",") if t != "local"]:
@@ -403,32 +415,32 @@ def long_poll(args: argparse.Namespace, sshd: Sshd) -> list[dict]:
                     "seconds": args.seconds,
                     "method": method,
                     "window": window,
-                    "jids_file": str(workdir / "jids.json"),
+                    "sshd_log": str(sshd.log),
+                    "mark_file": str(workdir / "mark.json"),
                     "counts_file": str(workdir / "counts.json"),
                 }
                 env = ansible_env(
                     ANSIBLE_FORKS=str(args.forks), ANSIBLE_STDOUT_CALLBACK="ansible.builtin.null"
                 )
                 playbook = str(Path(sys.executable).parent / "ansible-playbook")
-                base = [playbook, "-i", str(inv), "-e", json.dumps(extra)]
-                launched = subprocess.run(
-                    [*base, str(workdir / "launch.yml")], env=env, capture_output=True, text=True
-                )
-                offset = sshd.mark()
-                start = time.monotonic()
-                waited = subprocess.run(
-                    [*base, str(workdir / "wait.yml")], env=env, capture_output=True, text=True
-                )
-                wall = time.monotonic() - start
+                cmd = [
+                    playbook,
+                    "-i",
+                    str(inv),
+                    "-e",
+                    json.dumps(extra),
+                    str(workdir / "long_poll.yml"),
+                ]
+                done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
                 stop_masters()
-                channels = sshd.counts_since(offset)["channels"]
-                failed = launched.returncode or waited.returncode
-                if failed:
-                    print(
-                        f"  {transport} {method}: {launched.stdout[-800:]}{waited.stdout[-1500:]}"
-                    )
-                counts = json.loads((workdir / "counts.json").read_text()) if not failed else {}
-                trips = [int(c) for c in counts.values()]
+                if done.returncode:
+                    print(f"  {transport} {method}: {done.stdout[-1500:]}{done.stderr[-1500:]}")
+                    rows.append({"transport": transport, "wait": method, "failed": True})
+                    continue
+                mark = json.loads((workdir / "mark.json").read_text())
+                counts = json.loads((workdir / "counts.json").read_text())
+                channels = sshd.counts_since(mark["offset"])["channels"]
+                trips = [int(t) for t in counts["trips"]]
                 row = {
                     "transport": transport,
                     "wait": f"async_wait window {window:g} s"
@@ -436,25 +448,31 @@ def long_poll(args: argparse.Namespace, sshd: Sshd) -> list[dict]:
                     else "async_status until, delay 1",
                     "hosts": hosts,
                     "job_seconds": args.seconds,
-                    "wait_wall": round(wall, 2),
-                    "round_trips_per_host": statistics.mean(trips) if trips else None,
+                    "wait_seconds": round(counts["at"] - mark["at"], 2),
+                    "round_trips_per_host": round(statistics.mean(trips), 1),
                     "ssh_channels_per_host": round(channels / hosts, 1),
                     "channels_per_round_trip": round(channels / sum(trips), 2)
-                    if trips and sum(trips)
+                    if sum(trips)
                     else None,
-                    "failed": bool(failed),
+                    "failed": False,
                     "load1": round(os.getloadavg()[0], 1),
                 }
                 print(json.dumps(row), flush=True)
                 rows.append(row)
     print()
     print(
-        "| transport | wait | wall of the wait run (s) | round trips per host | SSH channels per host | channels per round trip | load |"
+        f"{args.seconds:g} s job per host, {hosts} hosts; the wait starts after every launch returned"
+    )
+    print(
+        "| transport | wait | wait (s) | round trips per host | SSH channels per host | channels per round trip | load |"
     )
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
+        if r["failed"]:
+            print(f"| {r['transport']} | {r['wait']} | failed | | | | |")
+            continue
         print(
-            f"| {r['transport']} | {r['wait']} | {r['wait_wall']:.2f} | {r['round_trips_per_host']} |"
+            f"| {r['transport']} | {r['wait']} | {r['wait_seconds']:.2f} | {r['round_trips_per_host']} |"
             f" {r['ssh_channels_per_host']} | {r['channels_per_round_trip']} | {r['load1']} |"
         )
     return rows
@@ -511,7 +529,7 @@ def main() -> int:
         return 1 if any(r["failed"] for r in rows) else 0
     counts = [int(n) for n in args.hosts.split(",")]
     transports = args.transports.split(",")
-    methods = ["sync", "async_wait"]
+    methods = ["sync", "async_wait", "async_launch"]
     rows: list[dict] = []
     with (
         tempfile.TemporaryDirectory(prefix="ssh-scale-") as tmp,
