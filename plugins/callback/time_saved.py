@@ -49,7 +49,9 @@ description:
   - Files are written atomically; a path that cannot be written gives a warning, never a
     failed play. Under ansible-runner (AWX, execution environments) the files go to the
     run's artifacts directory when no path is set, and the summary is added to the run's
-    custom stats under C(time_saved).
+    custom stats under C(time_saved) (AWX shows them as the job's artifacts): there the
+    callback handles the stats event before the stdout callback, so its recap comes just
+    before the C(PLAY RECAP).
   - docs/time_saved.md in the collection says what each figure means and its error bound.
 requirements:
   - enable in configuration
@@ -129,6 +131,7 @@ EXAMPLES = r"""
 
 import json  # noqa: E402
 import os  # noqa: E402
+import sys  # noqa: E402
 import threading  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -229,6 +232,25 @@ def task_info(task: Any, fields: dict[str, Any] | None = None, failed: bool = Fa
     )
 
 
+def go_first(plugin: Any, frame: Any) -> bool:
+    """Put ``plugin`` first in the callback list of the TaskQueueManager sending the event.
+
+    Ansible sends every event to the stdout callback first. Under ansible-runner that is
+    awx_display, which turns the stats event's custom stats into the job's artifact data
+    (what AWX shows) before any other callback sees the event: to publish the summary
+    there, time_saved must handle the stats event first. Moving an item to the front keeps
+    the items after it at their index, so the event being sent reaches every callback once.
+    """
+    while frame is not None:
+        plugins = getattr(frame.f_locals.get("self"), "_callback_plugins", None)
+        if isinstance(plugins, list) and any(p is plugin for p in plugins):
+            plugins.remove(plugin)
+            plugins.insert(0, plugin)
+            return True
+        frame = frame.f_back
+    return False
+
+
 def host_groups(host: Any) -> list[tuple[str, int]]:
     try:
         return [(group.name, int(group.depth)) for group in host.get_groups()]
@@ -285,6 +307,8 @@ class CallbackModule(CallbackBase):
 
     def v2_playbook_on_start(self, playbook: Any) -> None:
         name = os.path.basename(getattr(playbook, "_file_name", "") or "") or "playbook"
+        if output.runner_artifacts(os.environ) is not None:
+            go_first(self, sys._getframe(1))
         with self._lock:
             self.recorder.playbook_start(name)
 

@@ -208,3 +208,34 @@ def test_options_are_read_from_config(monkeypatch: pytest.MonkeyPatch, tmp_path:
     plugin.set_options()
     assert plugin._top == 0
     plugin._display.warning.assert_called_once()
+
+
+def test_under_ansible_runner_it_handles_the_stats_event_first(
+    callback, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """awx_display (stdout) builds AWX's artifact data from the stats event: go before it."""
+    plugin, _clock = callback
+    stdout = MagicMock()
+    other = MagicMock()
+
+    class Manager:  # what sends callbacks: ansible's TaskQueueManager
+        def __init__(self) -> None:
+            self._callback_plugins = [stdout, other, plugin]
+
+        def send_callback(self, name: str, *args: Any) -> None:
+            for target in self._callback_plugins:
+                getattr(target, name)(*args)
+
+    manager = Manager()
+    monkeypatch.setenv("AWX_ISOLATED_DATA_DIR", str(tmp_path))
+    manager.send_callback("v2_playbook_on_start", SimpleNamespace(_file_name="/x/site.yml"))
+    assert manager._callback_plugins == [plugin, stdout, other]
+    stdout.v2_playbook_on_start.assert_called_once()  # every callback got the event once
+    other.v2_playbook_on_start.assert_called_once()
+    stats = AggregateStats()
+    seen: dict[str, Any] = {}
+    stdout.v2_playbook_on_stats.side_effect = lambda s: seen.update(s.custom.get("_run", {}))
+    manager.send_callback("v2_playbook_on_stats", stats)
+    assert "time_saved" in seen  # the stdout callback saw the summary
+    monkeypatch.delenv("AWX_ISOLATED_DATA_DIR")
+    assert time_saved.go_first(plugin, None) is False
