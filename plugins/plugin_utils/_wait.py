@@ -45,12 +45,14 @@ from ansible_collections.tplabs.async_tasks.plugins.plugin_utils._wait_input imp
     collect_jobs,
     ended_state,
 )
+from ansible_collections.tplabs.async_tasks.plugins.plugin_utils._wait_messages import (
+    failure_messages,
+    success_message,
+)
 from ansible_collections.tplabs.async_tasks.plugins.plugin_utils._wait_report import (
     counts,
-    describe,
     job_messages,
     job_report,
-    ran_for,
 )
 
 display = Display()
@@ -218,7 +220,7 @@ class JobWaiter:
             self.action._connection._shell.tmpdir = None
             if self.faults[-1].unreachable:
                 result["unreachable"] = True
-        problems = self.problems(jobs, tally, elapsed)
+        problems = failure_messages(self, jobs, tally, elapsed)
         failed_jobs = any(j["failed"] for j in jobs)
         result["failed"] = bool(
             self.faults
@@ -226,7 +228,9 @@ class JobWaiter:
             or self.kill_error
             or (failed_jobs and self.options.fail_on_job_failure)
         )
-        result["msg"] = "; ".join(problems) if problems else self.success_message(tally, elapsed)
+        result["msg"] = (
+            "; ".join(problems) if problems else success_message(tally, elapsed, self.polls)
+        )
         if not problems and tally["total"] and tally["skipped"] == tally["total"]:
             result["skipped"] = True
             result["skip_reason"] = result["msg"]
@@ -394,74 +398,6 @@ class JobWaiter:
             f"async_wait: {len(states) - pending}/{len(states)} jobs done, {pending} pending, "
             f"{self.clock() - self.started:.1f}s elapsed, {self.polls} poll(s)",
             host=self.host,
-        )
-
-    # -- messages ------------------------------------------------------------------------
-
-    def problems(self, jobs: list[dict], tally: dict, elapsed: float) -> list[str]:
-        """Each reason the wait failed, naming the jobs concerned."""
-        found: list[str] = []
-        if self.faults:
-            what = "lost the host" if self.faults[-1].unreachable else "could not poll the jobs"
-            unfinished = ", ".join(describe(j) for j in jobs if j["state"] in _job.ACTIVE_STATES)
-            found.append(
-                f"{what} after {len(self.faults)} failed round trip(s) in a row over "
-                f"{self.fault_span():.1f}s (the wait ran {elapsed:.1f}s) with "
-                f"{tally['pending']} job(s) unfinished ({unfinished}): {self.faults[-1].message}"
-            )
-        if self.timed_out:
-            found.append(self.timeout_message(jobs, elapsed))
-        if self.kill_error:
-            found.append(self.kill_error)
-        failed = [j for j in jobs if j["failed"] and not self.stopped_by_us(j)]
-        if failed:
-            found.append(
-                f"{len(failed)} of {len(jobs)} job(s) failed: "
-                + "; ".join(f"{describe(j)}: {j['msg']}" for j in failed)
-            )
-            if self.options.fail_fast and tally["pending"]:
-                found.append(f"fail_fast: returned with {tally['pending']} job(s) still running")
-        return found
-
-    def stopped_by_us(self, job: Mapping) -> bool:
-        """A job this wait tried to kill: the timeout message names it, not the failures."""
-        return job["jid"] in self.kill_targets and job["state"] in (_job.KILLED, _job.KILL_FAILED)
-
-    def timeout_message(self, jobs: list[dict], elapsed: float) -> str:
-        killed = [j for j in jobs if self.stopped_by_us(j) and j["state"] == _job.KILLED]
-        not_killed = [j for j in jobs if self.stopped_by_us(j) and j["state"] == _job.KILL_FAILED]
-        running = [
-            j for j in jobs if j["state"] in _job.ACTIVE_STATES and not self.stopped_by_us(j)
-        ]
-        parts = []
-        if killed:
-            parts.append(
-                f"{len(killed)} job(s) killed: "
-                + "; ".join(f"{describe(j)} ran {ran_for(j)}" for j in killed)
-            )
-        if not_killed:
-            parts.append(
-                f"{len(not_killed)} job(s) that could not be killed (they may still run): "
-                + "; ".join(f"{describe(j)}: {j['msg']}" for j in not_killed)
-            )
-        if running:
-            parts.append(
-                f"{len(running)} job(s) still running: "
-                + "; ".join(f"{describe(j)} ran {ran_for(j)}" for j in running)
-            )
-        timeout = self.options.timeout or 0.0
-        return f"timed out after {elapsed:.1f}s (timeout {timeout:g}s) with " + (
-            ", ".join(parts) or "no job left running (they ended before the kill)"
-        )
-
-    def success_message(self, tally: dict, elapsed: float) -> str:
-        if not tally["total"]:
-            return "no jobs to wait for"
-        if tally["skipped"] == tally["total"]:
-            return "every job was skipped: nothing to wait for"
-        return (
-            f"{tally['finished']} job(s) finished in {elapsed:.1f}s with {self.polls} poll(s)"
-            + (f", {tally['skipped']} skipped" if tally["skipped"] else "")
         )
 
 
