@@ -6,6 +6,7 @@ is its own. Bounds are behavioural (states, files, processes), never durations.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -330,7 +331,8 @@ def test_a_kill_never_reports_a_queued_job_killed_while_it_may_run(async_dir: Pa
             if job["state"] == "kill_failed":
                 assert f"supervisor {supervisor}" in job["msg"]
     finally:
-        os.kill(supervisor, signal.SIGTERM)  # stops whatever still runs
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(supervisor, signal.SIGTERM)  # stops whatever still runs
 
 
 def test_an_unwritable_async_dir_fails_the_launch_with_the_reason(tmp_path: Path) -> None:
