@@ -151,7 +151,15 @@ notes:
     collection (results, C(-v) lines, the time_saved report); the job files on the host hold
     the results, as core's do."
   - If the supervisor is killed or the host reboots, the jobs it ran are reported C(orphaned)
-    by M(tplabs.async_tasks.async_wait).
+    by M(tplabs.async_tasks.async_wait). On Linux a job's process is killed with its
+    supervisor (nobody would be left to record its end); processes the job started itself may
+    outlive it.
+  - A job killed from outside (SIGTERM, SIGKILL, SIGINT, SIGHUP, not at its own limit) is
+    recorded after 10 seconds, unless its file no longer holds its running record by then
+    (M(tplabs.async_tasks.async_wait) with C(on_timeout=kill) writes C(killed) there, and may
+    remove it with cleanup). A queued job whose record someone replaced is never started.
+  - When the host runs out of descriptors or processes, jobs wait in the queue (fewer run at
+    once than O(max_parallel)) instead of failing.
 seealso:
   - module: tplabs.async_tasks.async_wait
   - module: ansible.builtin.async_status
@@ -250,6 +258,10 @@ elapsed:
   description: With O(wait=true), seconds the task took (launch and wait).
   returned: when O(wait=true)
   type: float
+polls:
+  description: With O(wait=true), round trips to the host, the launch included (1 when every job ended within O(window)).
+  returned: when O(wait=true)
+  type: int
 msg:
   description: A summary (how many jobs started and queued, or the wait's summary).
   returned: always
