@@ -49,7 +49,7 @@ description:
   - Files are written atomically; a path that cannot be written gives a warning, never a
     failed play. Under ansible-runner (AWX, execution environments) the files go to the
     run's artifacts directory when no path is set, and the summary is added to the run's
-    custom stats under C(time_saved) (AWX shows them as the job's artifacts): there the
+    custom stats under C(time_saved) (AWX shows them as the job's artifacts); there the
     callback handles the stats event before the stdout callback, so its recap comes just
     before the C(PLAY RECAP).
   - docs/time_saved.md in the collection says what each figure means and its error bound.
@@ -217,9 +217,11 @@ def _int(value: Any) -> int:
 def task_info(task: Any, fields: dict[str, Any] | None = None, failed: bool = False) -> TaskInfo:
     """What the recorder needs of a task; ``fields`` (the worker's view) win when given."""
     fields = fields or {}
-    name = fields.get("name")
+    name = fields.get("name")  # templated by the worker, unlike the task's own
     if not isinstance(name, str) or not name:
         name = task.get_name()
+    elif getattr(task, "_role", None) is not None:
+        name = f"{task._role.get_name()} : {name}"  # as ansible shows it
     no_log = fields["no_log"] if "no_log" in fields else task.no_log  # noqa: SIM401 (lazy)
     return TaskInfo(
         uuid=task._uuid,

@@ -1,8 +1,8 @@
 """time_saved on play shapes without async jobs (issue 9 points 1, 6 and 9), one playbook run.
 
 shapes/plays.yml: serial 1 and 2, the free and host_pinned strategies, sub-second tasks one
-host at a time, a rescued block, ignore_errors, a handler, include_tasks, a loop, run_once,
-delegate_to, and an unreachable host. Hosts stamp their own work (the ground truth).
+host at a time, a rescued block, ignore_errors, a handler, include_tasks, include_role, a
+loop, run_once, delegate_to, and an unreachable host. Hosts stamp their own work (the ground truth).
 """
 
 from __future__ import annotations
@@ -92,6 +92,7 @@ def test_other_shapes_are_all_there(shaped: Shaped) -> None:
     assert names["Loop of two items"]["hosts"]["host1"]["items"] == 2
     assert len(names["Once for all hosts"]["hosts"]) == 1
     assert names["Rescue host2"]["hosts"].keys() == {"host2"}
+    assert sorted(names["shapes_role : A task of a role"]["hosts"]) == ["host1", "host2", "host3"]
     # no job, no failure: every host's busy time is its work
     assert play["baseline"] == pytest.approx(
         sum(h["busy"] for h in play["hosts"].values()), abs=0.01
