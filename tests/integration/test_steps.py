@@ -130,8 +130,12 @@ def test_step2_reads_step1_jobs(step1, tmp_path):
 
 
 def test_step2_adhoc_commands_of_the_lab(tmp_path):
-    """The lab's ad hoc commands, verbatim but for the inventory and a short sleep."""
-    launch = run(["ansible", "all", "-B", "3600", "-P", "0", "-a", "sleep 20"])
+    """The lab's ad hoc commands, verbatim but for the inventory and the job: instead of a
+    sleep, one that runs until the test lets it end, so async_status sees it running however
+    slow the machine is."""
+    release = tmp_path / "release"
+    job = f"sh -c 'until [ -e {release} ]; do sleep 0.2; done'"
+    launch = run(["ansible", "all", "-B", "3600", "-P", "0", "-a", job])
     ok(launch)
     jids = dict(
         re.findall(
@@ -148,6 +152,7 @@ def test_step2_adhoc_commands_of_the_lab(tmp_path):
     # ansible-core 2.19 answers a JSON false (older cores said 0).
     assert '"finished": false' in status.stdout, status.stdout
 
+    release.touch()
     log = tmp_path / "states.log"
     waited = playbook(
         "playbooks/step2.yml",
@@ -182,10 +187,10 @@ def test_step3_returns_before_the_job_ends(tmp_path):
         *extra(async_playbook_seconds=seconds, async_playbook_dir=str(tmp_path)),
     )
     ok(result)
-    assert result.elapsed < seconds
+    # How long the play took depends on the machine's load: the claim is read from the host's
+    # clock instead (the play was done with the host before the job's end).
     token = (tmp_path / "last").read_text().strip()
     started = floats(tmp_path / f"{token}.started")
-    assert not (tmp_path / f"{token}.ended").exists()
     deadline = time.monotonic() + seconds + 20
     while not (tmp_path / f"{token}.ended").exists() and time.monotonic() < deadline:
         time.sleep(0.5)
