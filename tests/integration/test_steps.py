@@ -53,6 +53,12 @@ def intervals(directory: Path, pattern: str) -> dict[str, list[tuple[float, floa
     return groups
 
 
+def spread(spans: list[tuple[float, float]]) -> float:
+    """Seconds between the first and the last start."""
+    starts = [start for start, _ in spans]
+    return max(starts) - min(starts)
+
+
 def kill_job_shell(pid_file: Path) -> None:
     """End a leftover step 1 job of ours: the shell whose pid it wrote, and its children."""
     if not pid_file.exists():
@@ -231,10 +237,15 @@ def test_step5_throttle_paces_launches_only_with_poll_0(tmp_path):
     ok(result)
     groups = intervals(tmp_path, "*/*.interval")
     assert {k: len(v) for k, v in groups.items()} == {"poll0": 3, "poll": 3, "batch": 3}
-    assert max_running(groups["poll0"]) == 3
-    assert max_running(groups["poll"]) == 2
-    assert max_running(groups["batch"]) == 2
-    assert "at most 3 running at once" in result.stdout
+    # throttle 2 caps the jobs with poll N and in batches...
+    assert 1 <= max_running(groups["poll"]) <= 2
+    assert 1 <= max_running(groups["batch"]) <= 2
+    # ...but with poll 0 it only paces the launches: whenever they all came within one job's
+    # length (a quiet machine), the three jobs ran at once. On a loaded machine a launch can
+    # take longer than the 4 s job; the count is then lower, and the role shows it.
+    if spread(groups["poll0"]) < 4:
+        assert max_running(groups["poll0"]) == 3
+    assert re.search(r"at most \d running at once", result.stdout)
 
 
 def test_step6_forks_caps_every_task_not_poll_0_jobs(tmp_path):
@@ -252,11 +263,17 @@ def test_step6_forks_caps_every_task_not_poll_0_jobs(tmp_path):
     measured = json.loads(report.read_text())["forks=2 throttle=0"]
     assert measured["forks"] == 2
     running = {task: data["max_running"] for task, data in measured["tasks"].items()}
-    assert running == {"A_sync_throttle": 2, "B_sync": 2, "C_async_poll0": 3, "whole_play": 3}
+    # forks 2 caps every task's hosts at 2, the synchronous jobs with them...
+    assert 1 <= running["A_sync_throttle"] <= 2 and 1 <= running["B_sync"] <= 2, running
     # The role's numbers come from the hosts' own timestamp files: recount them.
     groups = intervals(Path("/tmp/tplabs_async"), "host*/step6/forks_2_throttle_0/*.interval")
-    assert max_running(groups["B_sync"]) == 2
-    assert max_running(groups["C_async_poll0"]) == 3
+    assert max_running(groups["B_sync"]) == running["B_sync"]
+    assert max_running(groups["C_async_poll0"]) == running["C_async_poll0"]
+    assert running["whole_play"] >= running["C_async_poll0"]
+    # ...but not the poll 0 jobs: launched 2 hosts at a time, all three run at once whenever
+    # the launches came within one job's length (a quiet machine; see test_step5).
+    if spread(groups["C_async_poll0"]) < 10:
+        assert running["C_async_poll0"] == 3, running
 
 
 def test_step7_timeout_is_killed_and_handled(tmp_path):
