@@ -26,9 +26,9 @@ SCHEMA = json.loads((REPO / "docs" / "schemas" / "time_saved.schema.json").read_
 #   the module's own end by async_wrapper's time to write the result: 0.05 s on a quiet
 #   machine, 1.8 s measured under a load average of 20 on 2 cores, 2.6 s under 39;
 END_TOL = 4.0
-# - a duration the module reports itself (delta) against the stamps taken around it in the
-#   same shell (two `date` calls).
-RUN_TOL = 0.3
+# - a duration the module reports itself (delta) against the stamps taken inside the same
+#   shell: two `date` processes, a few ms quiet, a few hundred ms under heavy load.
+RUN_TOL = 0.8
 
 
 @dataclass
