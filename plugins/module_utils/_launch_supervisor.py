@@ -90,11 +90,14 @@ def _job_child(parent: int) -> Callable[[], None]:
     return setup
 
 
-# A job killed by one of these, not by its own limit, was most likely killed by async_wait
-# (on_timeout: kill), which writes the job's `killed` record once it sees the processes
-# gone: the supervisor leaves it that long before it records the end itself.
+# A job killed by one of these, not by its own limit, may have been killed by async_wait
+# (on_timeout: kill). async_job_poll then gives the supervisor a moment to record the end
+# (it keeps that result, output so far included, and marks it killed), else writes its own
+# `killed` record. The supervisor records the end only while the file still holds its
+# running record, so it never overwrites the killer's record or brings back a file that
+# cleanup removed; it can wait OUTSIDE_KILL_GRACE seconds first (0: at once).
 OUTSIDE_KILLS = frozenset({signal.SIGTERM, signal.SIGKILL, signal.SIGINT, signal.SIGHUP})
-OUTSIDE_KILL_GRACE = 10.0
+OUTSIDE_KILL_GRACE = 0.0
 OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.EAGAIN})
 
 

@@ -154,10 +154,11 @@ notes:
     by M(tplabs.async_tasks.async_wait). On Linux a job's process is killed with its
     supervisor (nobody would be left to record its end); processes the job started itself may
     outlive it.
-  - A job killed from outside (SIGTERM, SIGKILL, SIGINT, SIGHUP, not at its own limit) is
-    recorded after 10 seconds, unless its file no longer holds its running record by then
-    (M(tplabs.async_tasks.async_wait) with C(on_timeout=kill) writes C(killed) there, and may
-    remove it with cleanup). A queued job whose record someone replaced is never started.
+  - A job killed from outside (not at its own limit) is recorded as command would report it
+    (negative C(rc)) only while its file still holds its running record, so a C(killed)
+    record that M(tplabs.async_tasks.async_wait) with C(on_timeout=kill) wrote, or a file its
+    cleanup removed, stays as it is. A queued job whose record someone replaced is never
+    started.
   - When the host runs out of descriptors or processes, jobs wait in the queue (fewer run at
     once than O(max_parallel)) instead of failing.
 seealso:

@@ -313,6 +313,27 @@ def test_async_wait_kills_launched_jobs_on_timeout_and_cleans_up(async_dir: Path
     assert list(async_dir.iterdir()) == []  # cleanup: true removed the killed jobs' files
 
 
+def test_async_wait_kills_one_job_of_a_launch_and_leaves_the_others(async_dir: Path) -> None:
+    launched = launch_sleepers(async_dir, 3, slots=3)
+    pids = job_pids(async_dir, launched)
+    first = launched["jobs"][0]["jid"]
+    try:
+        _result, waited = adhoc(
+            "tplabs.async_tasks.async_wait",
+            {"jobs": [first], "timeout": 1, "on_timeout": "kill"},
+            "-e",
+            f"ansible_async_dir={async_dir}",
+        )
+        (job,) = waited["jobs"]
+        assert job["state"] == "killed", waited["msg"]
+        assert not alive(pids[0])
+        assert all(alive(pid) for pid in pids[1:]), "a kill of one job stopped the others"
+        assert alive(launched["supervisor"]["pid"])
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(launched["supervisor"]["pid"], signal.SIGTERM)
+
+
 def test_a_kill_never_reports_a_queued_job_killed_while_it_may_run(async_dir: Path) -> None:
     launched = launch_sleepers(async_dir, 3, slots=1)
     supervisor = launched["supervisor"]["pid"]

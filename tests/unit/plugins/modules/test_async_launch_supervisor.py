@@ -252,8 +252,12 @@ def test_jobs_die_with_a_killed_supervisor_and_their_records_stay_running(async_
     reader.close()
 
 
-def test_a_job_killed_from_outside_is_recorded_after_a_grace(async_dir: Path, monkeypatch) -> None:
-    monkeypatch.setattr(_launch_supervisor, "OUTSIDE_KILL_GRACE", 1.0)
+def test_a_job_killed_from_outside_is_recorded_unless_its_record_was_replaced(
+    async_dir: Path, monkeypatch
+) -> None:
+    # A grace long enough for this test to replace or remove records before the supervisor
+    # looks (by default it looks at once).
+    monkeypatch.setattr(_launch_supervisor, "OUTSIDE_KILL_GRACE", 3.0)
     reader, first = start(async_dir, [{"argv": ["sleep", "300"]} for _ in range(3)])
     paths = [async_dir / job["jid"] for job in first["jobs"]]
     groups = [read_job_file(str(path)).record[PROCESS_KEY]["job"]["pgid"] for path in paths]
