@@ -114,7 +114,9 @@ class Poller(Killer):
         if found.kind == "missing" and jid not in self.where:
             for other in self.fallbacks:
                 elsewhere = _job.read_job_file(os.path.join(other, jid), self.max_bytes)
-                if elsewhere.kind != "missing":
+                # Only a file of ours (or root's): a fallback may be a shared directory
+                # (a working directory in /tmp) where anybody could plant a result.
+                if elsewhere.kind != "missing" and elsewhere.uid in (os.geteuid(), 0):
                     self.where[jid] = other
                     found = elsewhere
                     break

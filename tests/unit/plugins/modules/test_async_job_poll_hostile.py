@@ -563,3 +563,19 @@ def test_a_launch_jobs_own_result_is_kept_and_marked_killed(poll, launch, async_
     assert entry["result"]["stdout"] == "so far"
     on_disk = json.loads(path.read_text())
     assert (on_disk["killed_by_async_wait"], on_disk["stdout"]) == (True, "so far")
+
+
+def test_a_result_planted_by_another_user_in_the_fallback_dir_is_ignored(poll, shared) -> None:
+    cwd = shared / "cwd"
+    cwd.mkdir(mode=0o777)
+    cwd.chmod(0o777)
+    planted = write(cwd, "j1.2", {"rc": 0, "stdout": "all good, honest"})
+    os.chown(planted, NOBODY, NOBODY)
+
+    def chdir() -> None:
+        os.chdir(cwd)
+
+    reply = run_poll(poll, setup=chdir, jids=["j1.2"], async_dir=str(shared / "async"), window=0)
+    entry = jobs_by_jid(reply)["j1.2"]
+    assert entry["state"] == "unknown", entry
+    assert "found_in" not in entry
