@@ -97,6 +97,10 @@ class Recorder(ResultReaders):
 
     def play_start(self, key: str, name: str) -> None:
         stamp = self._stamp()
+        # every result of the last play (or batch) was handled before this: a run still
+        # open never got one, and must not count as holding a worker slot
+        self.open.clear()
+        self.handoffs.clear()
         current = self.plays[-1] if self.plays else None
         if current is not None and current.key == key:
             current.batches += 1  # serial: the next batch of the same play
