@@ -9,6 +9,7 @@ is a part of ``_poll.Poller`` (it uses the poller's reads and verdicts).
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import signal
@@ -17,6 +18,85 @@ import sys
 import time
 
 from ansible_collections.tplabs.async_tasks.plugins.module_utils import _job, _proc
+
+# -- signals: every job at once, seen gone -------------------------------------------------
+
+
+def remaining(table: _proc.ProcTable, found: _proc.JobProcs) -> list:
+    """The job's processes still running in a later table (same pid and start time, or new
+    members of its own sessions and groups)."""
+    left = {pid for pid, start in found.starttimes.items() if table.live(pid, start)}
+    for sid in found.sids:
+        left |= {p.pid for p in table.by_sid.get(sid, ())}
+    for pgid in found.groups:
+        left |= {p.pid for p in table.by_pgid.get(pgid, ())}
+    return sorted(left)
+
+
+def send(table: _proc.ProcTable, found: _proc.JobProcs, sig: int) -> list:
+    """Signal a job's groups (and its processes in shared groups one by one).
+
+    Returns the errors as (errno, text). A vanished group or process is not an error.
+    """
+    errors = []
+    groups = set(found.groups)
+    for sid in found.sids:  # groups made since the job was tied to its processes
+        groups |= {p.pgid for p in table.by_sid.get(sid, ())}
+    for pgid in sorted(groups):
+        members = table.by_pgid.get(pgid, ())
+        if _proc.forbidden_group(pgid, table) or not members:
+            continue
+        if any(p.sid not in found.sids and p.pid not in found.starttimes for p in members):
+            continue  # a process not of the job joined the group: never signal it whole
+        try:
+            os.killpg(pgid, sig)
+        except OSError as err:
+            if err.errno != errno.ESRCH:
+                errors.append((err.errno, f"signal {sig} to process group {pgid}: {err.strerror}"))
+    for pid in found.loose:
+        if table.live(pid, found.starttimes.get(pid)) is None:
+            continue
+        try:
+            os.kill(pid, sig)
+        except OSError as err:
+            if err.errno != errno.ESRCH:
+                errors.append((err.errno, f"signal {sig} to pid {pid}: {err.strerror}"))
+    return errors
+
+
+SIGNALS = ((signal.SIGTERM, 2.0), (signal.SIGKILL, 3.0))
+
+
+def kill_all(
+    jobs: dict, table: _proc.ProcTable, proc: str = "/proc", signals=SIGNALS, pause: float = 0.05
+) -> tuple:
+    """Stop the processes of every job (jid -> certain JobProcs), and see them gone.
+
+    SIGTERM to each job's groups, then one table scan per round for all the jobs until
+    they are gone or the grace time ends; then SIGKILL to what is left, and the same.
+    The cost is O(jobs + processes) per round. Returns (left, errors): jid -> the pids
+    still running, and jid -> [(errno, text)] of the signals that failed.
+    """
+    left = {jid: list(found.pids) for jid, found in jobs.items()}
+    errors: dict = {jid: [] for jid in jobs}
+    for sig, grace in signals:
+        todo = [jid for jid in jobs if left[jid]]
+        if not todo:
+            break
+        for jid in todo:
+            errors[jid].extend(send(table, jobs[jid], sig))
+        deadline = time.monotonic() + grace
+        while True:
+            fresh = _proc.scan(proc)
+            if fresh is None:
+                return left, errors  # the table went away: nothing can be verified
+            table = fresh
+            for jid in todo:
+                left[jid] = remaining(table, jobs[jid])
+            if not any(left[jid] for jid in todo) or time.monotonic() >= deadline:
+                break
+            time.sleep(pause)
+    return left, errors
 
 
 class Killer:
@@ -46,7 +126,7 @@ class Killer:
             # Supervisors first: a stopped supervisor starts no queued job when a slot frees.
             order = sorted(targets, key=lambda j: not targets[j][0].whole_launch)
             procs = {jid: targets[jid][0] for jid in order}
-            left, errors = _proc.kill_all(procs, table, self.proc)
+            left, errors = kill_all(procs, table, self.proc)
             self.await_supervisors(targets, left)
             for jid, (found, before) in targets.items():
                 self.record(jid, self.after_kill(jid, found, before, left[jid], errors[jid]))

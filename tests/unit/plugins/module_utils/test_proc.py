@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from ansible_collections.tplabs.async_tasks.plugins.module_utils import _job, _proc
+from ansible_collections.tplabs.async_tasks.plugins.module_utils import _job, _kill, _proc
 
 ME = 50
 W = "/root/.ansible/tmp/ansible-tmp-1-2-3/async_wrapper.py"
@@ -161,7 +161,7 @@ def test_core_job_in_our_own_session_is_never_certain() -> None:
 
 @pytest.mark.parametrize("pgid", [0, 1, -3, ME], ids=["0", "1", "negative", "own"])
 def test_forbidden_groups(pgid) -> None:
-    assert _proc._forbidden_group(pgid, table())
+    assert _proc.forbidden_group(pgid, table())
 
 
 def test_a_group_shared_with_a_stranger_is_never_signalled_whole(monkeypatch) -> None:
@@ -171,9 +171,9 @@ def test_a_group_shared_with_a_stranger_is_never_signalled_whole(monkeypatch) ->
     _proc._collect(t, [t.processes[300], t.processes[301]], None, found)
     assert 301 not in found.groups and {301, 302} <= set(found.loose)
     sent = []
-    monkeypatch.setattr(_proc.os, "killpg", lambda g, s: sent.append(("group", g)))
-    monkeypatch.setattr(_proc.os, "kill", lambda p, s: sent.append(("pid", p)))
-    _proc.send(t, found, signal.SIGTERM)
+    monkeypatch.setattr(_kill.os, "killpg", lambda g, s: sent.append(("group", g)))
+    monkeypatch.setattr(_kill.os, "kill", lambda p, s: sent.append(("pid", p)))
+    _kill.send(t, found, signal.SIGTERM)
     assert ("group", 301) not in sent and ("pid", 400) not in sent
     assert ("pid", 301) in sent and ("pid", 302) in sent
 
@@ -239,7 +239,7 @@ def test_kill_all_stops_a_real_session_and_sees_it_gone() -> None:
         found = _proc.JobProcs(certain=True)
         _proc._collect(t, [t.processes[child.pid]], child.pid, found)
         assert found.groups == [child.pid]
-        left, errors = _proc.kill_all({"j1.2": found}, t)
+        left, errors = _kill.kill_all({"j1.2": found}, t)
         assert left == {"j1.2": []} and errors == {"j1.2": []}
     finally:
         child.kill()
