@@ -19,6 +19,7 @@ from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
+from ansible_collections.tplabs.async_tasks.plugins.module_utils._job import DEFAULT_ASYNC_DIR
 from ansible_collections.tplabs.async_tasks.plugins.plugin_utils._wait import JobWaiter
 from ansible_collections.tplabs.async_tasks.plugins.plugin_utils._wait_input import (
     WaitOptions,
@@ -267,7 +268,7 @@ class ActionModule(ActionBase):
 
         start = self.clock()
         # As core's launch: the shell option, unexpanded; the module expands `~` on the host.
-        async_dir = self.get_shell_option("async_dir", default="~/.ansible_async")
+        async_dir = self.get_shell_option("async_dir", default=DEFAULT_ASYNC_DIR)
         reply = self._execute_module(
             module_name=MODULE, module_args=launch.module_args(async_dir), task_vars=task_vars
         )

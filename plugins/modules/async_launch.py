@@ -275,6 +275,9 @@ import time  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
+from ansible_collections.tplabs.async_tasks.plugins.module_utils._job import (  # noqa: E402
+    DEFAULT_ASYNC_DIR,
+)
 from ansible_collections.tplabs.async_tasks.plugins.module_utils._launch import (  # noqa: E402
     launch,
     view,
@@ -311,7 +314,7 @@ ARGUMENT_SPEC = {
     "fail_on_job_failure": {"type": "bool", "default": True},
     "on_timeout": {"type": "str", "choices": ["fail", "kill"], "default": "fail"},
     # Set by the action plugin: the shell option async_dir, unexpanded.
-    "_async_dir": {"type": "str", "default": "~/.ansible_async"},
+    "_async_dir": {"type": "str", "default": DEFAULT_ASYNC_DIR},
 }
 
 
