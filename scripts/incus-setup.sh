@@ -87,7 +87,7 @@ install_packages() {
   export DEBIAN_FRONTEND=noninteractive
   if needs_backports "$codename"; then
     if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
-      first=$(ls /etc/apt/sources.list.d/*.sources 2>/dev/null | head -n1 || true)
+      first=$(find /etc/apt/sources.list.d -maxdepth 1 -name '*.sources' 2>/dev/null | sort | head -n1 || true)
       [ -n "$first" ] || first=/etc/apt/sources.list
       backports_source_line "$first" > "$src"
       say "added bookworm-backports ($src)"
@@ -144,7 +144,7 @@ setup_fast_pool() {
     return
   fi
   modprobe btrfs 2>/dev/null || true
-  if ! can_use_btrfs; then
+  if ! can_use_btrfs /proc/filesystems /dev/loop-control; then
     say "no btrfs or loop devices here: containers stay on the dir pool (slower launches)"
     return
   fi
