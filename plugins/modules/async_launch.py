@@ -57,7 +57,7 @@ options:
         elements: str
       chdir:
         description: Directory to run the job in (C(~) expanded on the host). By default, where the module runs.
-        type: str
+        type: path
       name:
         description:
           - The job's label in results, in C(-v) output and in the P(tplabs.async_tasks.time_saved#callback)
@@ -114,7 +114,7 @@ options:
     description:
       - Internal use only, set by the action plugin (the shell option C(async_dir), as
         written); do not set it. C(~) is expanded on the host.
-    type: str
+    type: path
     default: ~/.ansible_async
 attributes:
   action:
@@ -292,7 +292,7 @@ JOB_OPTIONS = {
     "cmd": {"type": "str"},
     "shell": {"type": "str"},
     "argv": {"type": "list", "elements": "str"},
-    "chdir": {"type": "str"},
+    "chdir": {"type": "path"},
     "name": {"type": "str"},
 }
 
@@ -314,7 +314,7 @@ ARGUMENT_SPEC = {
     "fail_on_job_failure": {"type": "bool", "default": True},
     "on_timeout": {"type": "str", "choices": ["fail", "kill"], "default": "fail"},
     # Set by the action plugin: the shell option async_dir, unexpanded.
-    "_async_dir": {"type": "str", "default": DEFAULT_ASYNC_DIR},
+    "_async_dir": {"type": "path", "default": DEFAULT_ASYNC_DIR},
 }
 
 
@@ -341,7 +341,7 @@ def main() -> None:
     slots = params["max_parallel"] or 0
     if slots < 0:
         module.fail_json(msg=f"max_parallel must be >= 1, got {slots}")
-    async_dir = os.path.expanduser(params["_async_dir"])
+    async_dir = params["_async_dir"]  # type path: "~" expanded here, on the host
     try:
         os.makedirs(async_dir, exist_ok=True)
     except OSError as error:
