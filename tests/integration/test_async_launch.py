@@ -258,6 +258,38 @@ def test_wait_true_hands_over_to_async_wait_after_its_window(async_dir: Path) ->
     assert host["jobs"][0]["state"] == "finished" and host["polls"] >= 2
 
 
+def test_async_wait_reads_a_queued_job_as_queued(tmp_path: Path, async_dir: Path) -> None:
+    go = tmp_path / "go"
+    args = {
+        "jobs": [
+            {"name": "held", "shell": f"while [ ! -e {go} ]; do sleep 0.1; done"},
+            {"name": "behind", "cmd": "echo behind"},
+        ],
+        "max_parallel": 1,
+    }
+    _result, launched = adhoc(LAUNCH, args, "-e", f"ansible_async_dir={async_dir}")
+    _result, waited = adhoc(
+        "tplabs.async_tasks.async_wait",
+        {"jobs": launched, "timeout": 0, "fail_on_job_failure": False},
+        "-e",
+        f"ansible_async_dir={async_dir}",
+    )
+    assert [(j["name"], j["state"]) for j in waited["jobs"]] == [
+        ("held", "running"),
+        ("behind", "queued"),
+    ]
+    assert waited["counts"]["pending"] == 2
+    go.touch()
+    _result, waited = adhoc(
+        "tplabs.async_tasks.async_wait",
+        {"jobs": launched, "timeout": 60},
+        "-e",
+        f"ansible_async_dir={async_dir}",
+    )
+    assert [j["state"] for j in waited["jobs"]] == ["finished", "finished"]
+    assert waited["jobs"][1]["stdout"] == "behind"
+
+
 # --- faults: the supervisor killed, a kill on timeout, a host's async dir unwritable ---------
 
 
