@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -144,6 +146,24 @@ def test_async_dir_is_found_as_async_status_finds_it(tmp_path: Path) -> None:
     assert waited["async_dir"] == str(async_dir)
     assert waited["jobs"][0]["state"] == "finished"
     assert list(async_dir.iterdir()) == []
+
+
+def test_async_dir_from_the_environment_as_core_reads_it() -> None:
+    """ANSIBLE_ASYNC_DIR (the shell plugin's async_dir option, like ansible.cfg's), with a ~."""
+    name = f".ansible_async_env_{secrets.token_hex(4)}"
+    jobs_dir = Path.home() / name
+    env = json_env(ANSIBLE_ASYNC_DIR=f"~/{name}")
+    try:
+        result, host = adhoc("-B", "60", "-P", "0", "-a", "echo from-env", env=env)
+        assert result.rc == 0, result.output
+        jid = host["ansible_job_id"]
+        result, waited = adhoc("-m", "tplabs.async_tasks.async_wait", "-a", f"jid={jid}", env=env)
+        assert result.rc == 0, result.output
+        assert waited["async_dir"] == str(jobs_dir)  # ~ expanded on the host
+        assert waited["jobs"][0]["stdout"] == "from-env"
+        assert not (jobs_dir / jid).exists()
+    finally:
+        shutil.rmtree(jobs_dir, ignore_errors=True)
 
 
 def test_jobs_launched_with_become_are_found() -> None:
