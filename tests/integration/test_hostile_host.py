@@ -80,8 +80,9 @@ def test_a_wrapper_behind_an_interpreter_shim_is_not_orphaned(private, tmp_path:
     (seen,) = tasks["Look at it while it runs"]["jobs"]
     assert seen["state"] == "running", seen
     assert "erased" not in seen
-    waited = tasks["Wait for it"]
-    assert [j["state"] for j in waited["jobs"]] == ["finished"], waited["jobs"]
+    waited = tasks["Wait for it a second, then kill it"]
+    assert [j["state"] for j in waited["jobs"]] == ["killed"], waited["jobs"]
+    assert session_members(str(remote_tmp)) == []
 
 
 def test_broken_job_files_stay_their_own_and_leave_no_temp_dir(private) -> None:
