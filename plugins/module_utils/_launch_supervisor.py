@@ -164,8 +164,10 @@ class Supervisor:
             return
         if self.notify_fd is None:
             return
+        data = (json.dumps(message) + "\n").encode()
         try:
-            os.write(self.notify_fd, (json.dumps(message) + "\n").encode())
+            while data:  # a write a signal interrupted may have written only part of it
+                data = data[os.write(self.notify_fd, data) :]
         except OSError:
             # The module returned (EPIPE) or does not read (EAGAIN): it reads the files.
             self.close_notify()

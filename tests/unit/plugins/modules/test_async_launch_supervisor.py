@@ -183,6 +183,16 @@ def test_large_output_is_read_while_the_job_runs(async_dir: Path) -> None:
     assert len(record["stderr"]) == size
 
 
+def test_a_handshake_bigger_than_a_pipe_arrives_whole(async_dir: Path) -> None:
+    # 100 jobs with 1,000-character names: about 100 KB, more than a pipe holds at once.
+    jobs = [{"name": f"{index:04d}-" + "x" * 995, "argv": ["true"]} for index in range(100)]
+    reader, first = start(async_dir, jobs, slots=20)
+    assert [job["name"] for job in first["jobs"]] == [job["name"] for job in jobs]
+    assert len({job["jid"] for job in first["jobs"]}) == 100
+    records = finish(async_dir, reader, first, window=300)
+    assert {record["rc"] for record in records} == {0}
+
+
 # --- limits and signals -------------------------------------------------------------------
 
 
