@@ -22,7 +22,9 @@ The collection adds, in the same format (so async_status reads them as it reads 
 - in a running or queued record written by async_launch, ``PROCESS_KEY`` names the
   supervisor process (``pid``, ``starttime`` in clock ticks since boot as in
   ``/proc/<pid>/stat``, ``pgid``, ``uid``), so that a waiter can tie the job to its
-  processes with certainty instead of by command line.
+  processes with certainty instead of by command line; once the job runs, its
+  ``PROCESS_JOB_KEY`` entry names the job's own process (``pid``, ``pgid``, ``starttime``),
+  so that one job of a launch can be stopped without stopping the others.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ DEFAULT_ASYNC_DIR = "~/.ansible_async"
 KILLED_MARK = "killed_by_async_wait"
 QUEUED_KEY = "queued"
 PROCESS_KEY = "_tplabs_process"
+PROCESS_JOB_KEY = "job"  # inside PROCESS_KEY: the job's own process, once it runs
 TIMEOUT_MSG = "Timeout exceeded"
 
 

@@ -93,6 +93,29 @@ def test_flag(value, expected):
         ({"started": 1, "finished": 0}, "running"),
         ({"started": "true", "finished": "false"}, "running"),
         ({"started": True, "finished": False, "queued": True}, "queued"),
+        (
+            {
+                "started": True,
+                "finished": False,
+                "_tplabs_process": {
+                    "pid": 9,
+                    "starttime": 1,
+                    "pgid": 8,
+                    "uid": 0,
+                    "job": {"pid": 10, "pgid": 10, "starttime": 2},
+                },
+            },
+            "running",
+        ),
+        (
+            {
+                "started": True,
+                "finished": False,
+                "queued": True,
+                "_tplabs_process": {"pid": 9, "starttime": 1, "pgid": 8, "uid": 0},
+            },
+            "queued",
+        ),
         ({"rc": 0, "changed": True}, "finished"),
         ({"rc": 2, "failed": True}, "failed"),
         ({"msg": "Timeout exceeded", "failed": True, "child_pid": 12}, "timeout"),
@@ -106,6 +129,8 @@ def test_flag(value, expected):
         "running-ints",
         "running-strings",
         "queued",
+        "launch-running",
+        "launch-queued",
         "finished",
         "failed",
         "timeout",
