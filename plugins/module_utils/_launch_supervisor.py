@@ -24,6 +24,7 @@ from typing import Any, Callable
 
 from ansible_collections.tplabs.async_tasks.plugins.module_utils._job import (
     FAILED,
+    PROCESS_JOB_KEY,
     PROCESS_KEY,
     QUEUED,
     QUEUED_KEY,
@@ -141,7 +142,7 @@ class Supervisor:
         if job.proc is not None:
             # Beyond the shared contract: the job's own process group, so that one job of a
             # launch can be stopped without stopping the others.
-            process["job"] = {
+            process[PROCESS_JOB_KEY] = {
                 "pid": job.pid,
                 "pgid": job.pid,
                 "starttime": proc_starttime(job.pid),
