@@ -147,6 +147,12 @@ def banner(address: str, port: int, timeout: float = 5) -> bool:
 def wait_for_sshd(incus: list[str], host: Host, address: str, timeout: float) -> None:
     """Until the container made its host key and sshd greets through the proxy."""
     deadline = time.monotonic() + timeout
+    if run([*incus, "exec", host.name, "--", "test", "-x", "/usr/sbin/sshd"]).returncode == 1:
+        raise LabSshError(
+            f"{host.name}: the image has no /usr/sbin/sshd: rebuild the default image with"
+            " scripts/incus-setup.sh (make incus; image build 3 has openssh-server), or set"
+            " lab_image to an image with openssh-server"
+        )
     while True:
         if not host.host_key:
             pulled = run(
