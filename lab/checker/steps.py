@@ -90,7 +90,7 @@ STEPS: dict[str, Step] = {
             ("async in a playbook", "async dans un playbook"),
             "playbooks/step3.yml",
             steps_play.grade_step3,
-            {"job_seconds": 30, "async_playbook_seconds": 30},
+            {"job_seconds": 60, "async_playbook_seconds": 60},
         ),
         Step(
             "4",
