@@ -111,15 +111,28 @@ def test_async_wait_run(tmp_path: Path) -> None:
 
 def test_async_status_waits_and_html_timeline(tmp_path: Path) -> None:
     """The lab's own pattern (async_status until finished); the timeline has a lane per host."""
-    timeline = tmp_path / "timeline.html"
+    timeline, trace = tmp_path / "timeline.html", tmp_path / "trace.json"
     _, parallel = timed(
-        "async", tmp_path, ANSIBLE_CALLBACK_TIME_SAVED_OUTPUT_TIMELINE=str(timeline)
+        "async",
+        tmp_path,
+        ANSIBLE_CALLBACK_TIME_SAVED_OUTPUT_TIMELINE=str(timeline),
+        ANSIBLE_CALLBACK_TIME_SAVED_OUTPUT_TRACE=str(trace),
     )
     check_parallel(parallel, "Wait for the job with async_status")
     lanes = _Lanes()
     lanes.feed(timeline.read_text())
     assert lanes.lanes == HOSTS
     assert lanes.jobs == 3
+    # the Chrome trace: a slice per host-task and per job, a track per host
+    events = json.loads(trace.read_text())["traceEvents"]
+    slices = [e for e in events if e["ph"] == "X"]
+    assert (
+        sorted(e["name"] for e in slices if e["cat"] == "wait")
+        == ["Wait for the job with async_status"] * 3
+    )
+    assert len([e for e in slices if e["cat"] == "job"]) == 3
+    threads = {e["args"]["name"] for e in events if e["name"] == "thread_name"}
+    assert set(HOSTS) <= threads
 
 
 def test_throttle_with_poll_runs_two_at_once(tmp_path: Path) -> None:
