@@ -214,6 +214,11 @@ def _int(value: Any) -> int:
         return 0
 
 
+def _templated(value: Any) -> bool:
+    """A task keyword the worker left as a template (a looped task's fields are not templated)."""
+    return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
 def task_info(task: Any, fields: dict[str, Any] | None = None, failed: bool = False) -> TaskInfo:
     """What the recorder needs of a task; ``fields`` (the worker's view) win when given."""
     fields = fields or {}
@@ -229,6 +234,7 @@ def task_info(task: Any, fields: dict[str, Any] | None = None, failed: bool = Fa
         action=str(fields.get("action") or task.action),
         no_log=no_log is True,
         async_val=_int(fields.get("async_val", 0)),
+        async_templated=_templated(fields.get("async_val")),
         poll=_int(fields.get("poll", 0)),
         rescuable=failed and rescuable(task),
     )
@@ -348,7 +354,8 @@ class CallbackModule(CallbackBase):
         host, task, fields = result_parts(result)
         info = task_info(task, fields, failed=status == "failed" and not ignore_errors)
         # hot path: only async launches and waits have result data the report reads
-        data = result_data(result) if info.async_val or info.action in READ_ACTIONS else {}
+        wanted = info.async_val or info.async_templated or info.action in READ_ACTIONS
+        data = result_data(result) if wanted else {}
         with self._lock:
             self.recorder.task_end(host.get_name(), info, status, data, bool(ignore_errors))
 

@@ -72,6 +72,9 @@ class TaskInfo:
     async_val: int = 0
     poll: int = 0
     rescuable: bool = False  # inside the block section of a block that has a rescue
+    # ``async`` given as a template the callback cannot read (a looped task's fields stay
+    # raw): whether it launched jobs, and with what limit, only its result can tell
+    async_templated: bool = False
     throttle: int = 0
 
 

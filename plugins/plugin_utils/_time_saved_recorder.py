@@ -226,7 +226,7 @@ class Recorder(ResultReaders):
             record.kind = "launch"
             if not censored:
                 self.read_async_launch(run, info, data, stamp)
-        elif info.async_val and run.status not in ("skipped", "unreachable"):
+        elif (info.async_val or info.async_templated) and run.status not in ("skipped", "unreachable"):
             self.read_launch(run, info, data, stamp, failed)
 
     def retry(self, host: str, info: TaskInfo, data: Mapping[str, Any]) -> None:

@@ -116,14 +116,20 @@ class ResultReaders:
     ) -> None:
         """A core async launch (``async`` > 0): ``poll: 0`` starts jobs, ``poll: N`` runs them."""
         record = run.task
-        record.kind = "poll" if info.poll else "launch"
-        if record.no_log or "censored" in data:
-            self._hidden_launch(run, info, data, stamp, failed)
-            return
+        kind = "poll" if info.poll else "launch"
+        if not info.async_val:  # a template: only a job id in the result shows a launch
+            if record.no_log or "censored" in data:
+                return
+        else:
+            record.kind = kind
+            if record.no_log or "censored" in data:
+                self._hidden_launch(run, info, data, stamp, failed)
+                return
         for item, start, end in self.pieces(run, data, stamp):
             jid = job_id_of(item)
             if not jid or item.get("skipped"):
                 continue
+            record.kind = kind
             # core strips `failed` from the top of a result: the event says it
             item_failed = bool(item.get("failed")) or (item is data and failed)
             polled = bool(info.poll) or "async_result" in item

@@ -106,6 +106,40 @@ def test_events_of_either_core_reach_the_report(callback, style: str, tmp_path: 
     assert play_out["failed_time"] == 0.0
 
 
+def test_templated_async_of_a_looped_launch_is_read_from_its_result(callback, tmp_path) -> None:
+    """A looped task's fields reach callbacks untemplated: ``async: "{{ limit }}"`` stays a string.
+
+    The jobs are then known from the job ids in the result (lab step 9 launches this way).
+    """
+    plugin, clock = callback
+    plugin._paths["json"] = str(tmp_path / "r.json")
+    host = Host("host1")
+    play = MagicMock()
+    play.get_name.return_value = "Play"
+    plugin.v2_playbook_on_start(SimpleNamespace(_file_name="/x/site.yml"))
+    plugin.v2_playbook_on_play_start(play)
+    launch = make_task("Launch", loop=[1, 2], **{"async": "{{ limit }}", "poll": 0})
+    plain = make_task("Not async", loop=[1], **{"async": "{{ zero }}", "poll": 0})
+    wait = make_task("Wait", action="tplabs.async_tasks.async_wait", args={"jobs": "x"})
+    plugin.v2_runner_on_start(host, launch)
+    clock.value = 0.5
+    items = [{"item": n, "ansible_job_id": f"j1.{n}", "started": 1, "finished": 0} for n in (1, 2)]
+    plugin.v2_runner_on_ok(result(host, launch, {"changed": True, "results": items}, "2.19"))
+    plugin.v2_runner_on_start(host, plain)
+    clock.value = 0.6
+    plugin.v2_runner_on_ok(result(host, plain, {"results": [{"item": 1, "rc": 0}]}, "2.19"))
+    plugin.v2_runner_on_start(host, wait)
+    clock.value = 3.0
+    ended = [{"jid": f"j1.{n}", "state": "finished", "result": {"rc": 0}} for n in (1, 2)]
+    plugin.v2_runner_on_ok(result(host, wait, {"jobs": ended, "changed": False}, "2.19"))
+    plugin.v2_playbook_on_stats(AggregateStats())
+    [play_out] = json.loads((tmp_path / "r.json").read_text())["plays"]
+    assert [job["state"] for job in play_out["jobs"]] == ["finished", "finished"]
+    launch_out, plain_out, _wait_out = play_out["tasks"]
+    assert launch_out["max_concurrent_jobs"] == 2
+    assert plain_out["max_concurrent_jobs"] in (None, 0)
+
+
 def test_rescuable_reads_the_block_structure() -> None:
     guarded = Block.load({"block": [{"command": "false"}], "rescue": [{"debug": None}]})
     bare = Block.load({"block": [{"command": "false"}]})
