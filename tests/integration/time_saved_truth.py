@@ -29,6 +29,8 @@ END_TOL = 4.0
 # - a duration the module reports itself (delta) against the stamps taken inside the same
 #   shell: two `date` processes, a few ms quiet, a few hundred ms under heavy load.
 RUN_TOL = 0.8
+# - the module's delta and the hosts' stamps read the same clock: rounding only.
+CLOCK_TOL = 0.01
 
 
 @dataclass
