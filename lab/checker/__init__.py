@@ -1,5 +1,5 @@
 # Copyright: (c) 2026, tplabs developers
-# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The lab checker: runs a trainee's answer against the lab hosts and grades it.
 
 `make check STEP=<0-9|challenge> [FILE=...] [INVENTORY=...]` (or `python -m lab.checker`).

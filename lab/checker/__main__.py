@@ -1,5 +1,5 @@
 # Copyright: (c) 2026, tplabs developers
-# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """make check STEP=<0-9|challenge> [FILE=...] [INVENTORY=...]: grade one step of the lab.
 
 Exit 0: passed; 1: not passed (what is missing and a hint are printed); 2: input the checker

@@ -1,5 +1,5 @@
 # Copyright: (c) 2026, tplabs developers
-# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Host-side look-ups through pytest-ansible's host manager (ad hoc modules, in process)."""
 
 from __future__ import annotations

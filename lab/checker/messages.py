@@ -1,5 +1,5 @@
 # Copyright: (c) 2026, tplabs developers
-# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Every sentence the checker prints, in English and in French.
 
 French when LAB_LANG (or, if unset, LANG) starts with "fr": `make check STEP=3 LANG=fr`.

@@ -1,5 +1,5 @@
 # Copyright: (c) 2026, tplabs developers
-# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """What the checker looks at on a host, in one round trip (runs there: stdlib, Python 3.7+).
 
 Run as ``python3 -c SOURCE REQUESTS HOST ASYNC_DIR MARK``. REQUESTS is JSON, {host:

@@ -1,5 +1,5 @@
 # Copyright: (c) 2026, tplabs developers
-# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The steps: what each grades, its reference solution, and the short durations it passes.
 
 The quick values are given under the exercises' names (job_seconds, wait_delay...) and the

@@ -1,5 +1,5 @@
 # Copyright: (c) 2026, tplabs developers
-# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Step 0 (the hosts answer) and the ad hoc steps 1 and 2, graded from the hosts' state."""
 
 from __future__ import annotations

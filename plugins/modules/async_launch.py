@@ -1,6 +1,6 @@
 #!/usr/bin/python
 # Copyright: (c) 2026, tplabs developers
-# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Start all of a host's jobs in one round trip (the host side of the async_launch action)."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 # Copyright: (c) 2026, tplabs developers
-# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The time_saved timeline as SVG (a Gantt chart), rendered from the report dict alone.
 
 Private to the collection (controller side only). One lane per host: its tasks on top,

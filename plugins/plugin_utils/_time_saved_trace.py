@@ -1,5 +1,5 @@
 # Copyright: (c) 2026, tplabs developers
-# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The time_saved run as Chrome trace-event JSON (Perfetto, chrome://tracing), from the report.
 
 Private to the collection (controller side only). The JSON Object Format of the Trace

@@ -1,5 +1,5 @@
 # Copyright: (c) 2026, tplabs developers
-# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The lab checker's recorder: what the trainee's play did, for the checker to grade.
 
 Not part of the collection: `make check` enables it for the run it grades

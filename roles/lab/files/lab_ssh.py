@@ -1,5 +1,5 @@
 # Copyright: (c) 2026, tplabs developers
-# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Make the lab's Incus containers reachable over SSH on the machine's loopback.
 
 Run by roles/lab (lab_transport: ssh) on the controller, once for all instances: one task

@@ -1,5 +1,5 @@
 # Copyright: (c) 2026, tplabs developers
-# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Test module: sleep, write its own start and end (epoch seconds) on the host, report no times.
 
 The time_saved shape tests use it as a job whose module reports no start, end or delta:
