@@ -47,6 +47,9 @@ def main_group(groups: Iterable[tuple[str, int]]) -> str:
     return max(named, key=lambda pair: (pair[0], pair[1]))[1]
 
 
+NO_RUN = ("skipped", "unreachable")  # statuses of a host run that launched nothing
+
+
 class Recorder(ResultReaders):
     """Every time the report needs, recorded on one clock (monotonic by default)."""
 
@@ -226,7 +229,7 @@ class Recorder(ResultReaders):
             record.kind = "launch"
             if not censored:
                 self.read_async_launch(run, info, data, stamp)
-        elif (info.async_val or info.async_templated) and run.status not in ("skipped", "unreachable"):
+        elif (info.async_val or info.async_templated) and run.status not in NO_RUN:
             self.read_launch(run, info, data, stamp, failed)
 
     def retry(self, host: str, info: TaskInfo, data: Mapping[str, Any]) -> None:
