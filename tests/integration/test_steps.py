@@ -369,11 +369,18 @@ def test_step9_time_gained_with_time_saved(tmp_path):
     plays = {p["name"]: p for p in json.loads(report.read_text())["plays"]}
     sync_play = plays["Step 9 - the work, synchronously"]
     async_play = plays["Step 9 - the same work, asynchronously"]
-    assert sync_play["wall"] > async_play["wall"]
-    # The callback sees the jobs overlap whenever the hosts' own timestamps show it (a launch
-    # loop under heavy load can take longer per item than a 6 s job: then nothing overlaps).
+    # Each play's wall holds its jobs as the host timed them. Which play is shorter depends on
+    # the launches' cost (a 6 s job against 1-5 s per launch under load): the hosts' own
+    # spans above say it, not the plays' walls.
+    assert sync_play["wall"] >= sync_wall - 0.01
+    assert async_play["wall"] >= async_wall - 0.01
+    # One host: the synchronous play saves nothing; the callback sees the jobs overlap
+    # whenever the hosts' timestamps show it (a launch loop under heavy load can take longer
+    # per item than a 6 s job: then nothing overlaps).
+    assert sync_play["speedup"] <= 1.01
     if max_running(groups["async"]) >= 2:
         assert max(t["max_concurrent_jobs"] or 0 for t in async_play["tasks"]) >= 2
+        assert async_play["speedup"] > sync_play["speedup"]
     assert timeline.stat().st_size > 0
 
 
