@@ -161,6 +161,16 @@ notes:
     poll module), but it reports where it looked in C(async_dir)."
   - A job is C(running) while it runs and C(queued) while an M(tplabs.async_tasks.async_launch)
     job waits for a free slot; both are waited for.
+  - "Guarantees on the host (each proved by a test named in C(docs/async_wait-guarantees.md)):
+    only the job's own processes are signalled, identified by what its launch recorded (owner,
+    session, start time), never by a command-line pattern alone; a job is C(killed) only once
+    none of its processes is left, otherwise C(kill_failed) with the pids still alive; a job is
+    C(orphaned) only when its job file says it runs and none of its processes exists (never
+    while a look-alike or a wrapper behind an interpreter shim runs); a bad job file (not UTF-8,
+    too big, too deeply nested, a FIFO, a symbolic link) is C(corrupt) for that job alone; job
+    files are read and written without following symbolic links, written whole or not at all,
+    and a kill never writes through a planted link; the poll module leaves no temporary
+    directory behind, and a kill removes the launch's own."
 seealso:
   - module: ansible.builtin.async_status
   - ref: playbooks_async

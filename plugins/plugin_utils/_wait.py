@@ -175,8 +175,12 @@ class JobWaiter:
                 self.timed_out = bool(self.pending_jids())
                 return
             if window == 0 and self.pending_jids():
-                # No long poll on the host: pause here, or the round trips would never stop.
-                self.sleep(options.poll_interval)
+                # No long poll on the host: pause here, or the round trips would never stop;
+                # never past the deadline (one last poll then sees how the jobs stand).
+                pause = options.poll_interval
+                if self.deadline is not None:
+                    pause = min(pause, max(0.0, self.left()))
+                self.sleep(pause)
 
     def kill_unfinished(self) -> None:
         """With on_timeout=kill, stop what still runs after a timeout (one more round trip)."""

@@ -501,6 +501,19 @@ def test_window_zero_pauses_between_polls(make_action, clock) -> None:
     assert clock.now == pytest.approx(1000.2)  # two pauses of poll_interval, none after the last
 
 
+def test_window_zero_pauses_never_outlast_the_timeout(make_action, clock) -> None:
+    """window 0, poll_interval 15, timeout 2: the pause stops at the deadline, not 15 s later."""
+    action, host = make_action(
+        {"jobs": J1, "window": 0, "poll_interval": 15, "timeout": 2},
+        [[running(J1)], [running(J1)], [running(J1)]],
+    )
+    result = action.run(task_vars={})
+    assert result["failed"] is True
+    assert result["jobs"][0]["state"] == "running"
+    assert clock.now <= 1000 + 2 + 0.001, clock.now
+    assert len(host.calls) == 2  # the first poll, then one at the deadline
+
+
 def test_a_module_that_keeps_failing_is_reported_as_such(make_action) -> None:
     crash = {"failed": True, "msg": "MODULE FAILURE: /usr/bin/python3: not found"}
     action, host = make_action({"jobs": [J1], "max_connection_failures": 3}, [crash] * 3)
