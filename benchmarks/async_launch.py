@@ -42,6 +42,8 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from _bench import playbook_env
+
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -244,20 +246,7 @@ def run_once(workdir: Path, hosts: int, durations: list[int], method: str, forks
     )
     times = workdir / "times.json"
     times.unlink(missing_ok=True)
-    env = dict(os.environ)
-    env.update(
-        ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
-        ANSIBLE_COLLECTIONS_PATH=os.environ.get(
-            "ANSIBLE_COLLECTIONS_PATH", str(REPO / ".collections")
-        ),
-        ANSIBLE_CALLBACK_PLUGINS=str(workdir),
-        ANSIBLE_CALLBACKS_ENABLED="bench_task_times",
-        ANSIBLE_STDOUT_CALLBACK="ansible.builtin.minimal",
-        ANSIBLE_FORKS=str(forks),
-        ANSIBLE_NOCOLOR="1",
-        BENCH_TIMES=str(times),
-        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
-    )
+    env = playbook_env(workdir, "bench_task_times", forks, BENCH_TIMES=str(times))
     load = os.getloadavg()[0]
     proc = subprocess.Popen(
         [str(BIN / "ansible-playbook"), "-i", str(inv), str(book)],

@@ -31,6 +31,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from _bench import playbook_env
+
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 IMAGE = os.environ.get("BENCH_INCUS_IMAGE", "tplabs/debian-bookworm")
@@ -260,20 +262,7 @@ def run_once(
     )
     counts = workdir / "counts.json"
     counts.unlink(missing_ok=True)
-    env = dict(os.environ)
-    env.update(
-        ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
-        ANSIBLE_COLLECTIONS_PATH=os.environ.get(
-            "ANSIBLE_COLLECTIONS_PATH", str(REPO / ".collections")
-        ),
-        ANSIBLE_CALLBACK_PLUGINS=str(workdir),
-        ANSIBLE_CALLBACKS_ENABLED="bench_round_trips",
-        ANSIBLE_STDOUT_CALLBACK="ansible.builtin.minimal",
-        ANSIBLE_FORKS=str(max(hosts, 5)),
-        ANSIBLE_NOCOLOR="1",
-        BENCH_COUNTS=str(counts),
-        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
-    )
+    env = playbook_env(workdir, "bench_round_trips", max(hosts, 5), BENCH_COUNTS=str(counts))
     start = time.monotonic()
     proc = subprocess.run(
         [str(BIN / "ansible-playbook"), "-i", str(inventory), str(book)],
