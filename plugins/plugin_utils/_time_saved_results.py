@@ -117,14 +117,14 @@ class ResultReaders:
         """A core async launch (``async`` > 0): ``poll: 0`` starts jobs, ``poll: N`` runs them."""
         record = run.task
         kind = "poll" if info.poll else "launch"
-        if not info.async_val:  # a template: only a job id in the result shows a launch
-            if record.no_log or "censored" in data:
-                return
-        else:
+        hidden = record.no_log or "censored" in data
+        if info.async_val:
             record.kind = kind
-            if record.no_log or "censored" in data:
+            if hidden:
                 self._hidden_launch(run, info, data, stamp, failed)
                 return
+        elif hidden:  # a templated async: only a job id in the result shows a launch
+            return
         for item, start, end in self.pieces(run, data, stamp):
             jid = job_id_of(item)
             if not jid or item.get("skipped"):

@@ -10,8 +10,9 @@ deprecated in 26.10 and cannot give each run its own environment). Each run gets
 - a log in reports/molecule/<scenario>.log; a failure shows the end of it.
 
 Up to TPLABS_MOLECULE_JOBS scenarios (default 2) run at once, the longest first: a
-scenario spends most of its time waiting on Incus and on ansible-playbook start-up. A scenario whose molecule.yml
-contains the line `# tplabs-molecule: serial` runs alone (timing measurements).
+scenario spends most of its time waiting on Incus and on ansible-playbook start-up. A
+scenario whose molecule.yml contains the line `# tplabs-molecule: serial` runs alone
+(timing measurements).
 After each run, the test checks that destroy left no container with the run's prefix.
 """
 
@@ -44,8 +45,9 @@ LOG_DIR = REPO / "reports" / "molecule"
 TIMEOUT = float(os.environ.get("TPLABS_MOLECULE_TIMEOUT", "900"))
 JOBS = max(1, int(os.environ.get("TPLABS_MOLECULE_JOBS", "2")))
 TAIL_LINES = 120
-# Started first, so the longest runs do not end alone in a pool slot (seconds measured with
-# `make test` on a quiet 2-core machine: ssh 265, step9 155, challenge 104; most others 30-70).
+# Started first, so the longest runs do not end alone in a pool slot (the longest in
+# `make test` on a 2-core machine: ssh, both pipelining modes in one scenario; step9;
+# challenge).
 LONGEST = ("ssh", "step9", "challenge")
 # Molecule runs in progress (process group -> Incus prefix), so an interrupted session
 # (Ctrl-C) can stop them and delete their containers.
