@@ -76,6 +76,9 @@ def make_action(mocker, monkeypatch):
             templar=None,
             shared_loader_obj=None,
         )
+        # What the plugin loader sets on a loaded plugin (core 2.17 and 2.18 read it when
+        # they refuse an unknown option).
+        action._load_name = "tplabs.async_tasks.async_launch"
         host = FakeHost(reply)
         monkeypatch.setattr(action, "_execute_module", host)
         return action, host
