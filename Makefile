@@ -80,9 +80,13 @@ unit: install
 
 # Integration test files run side by side (most of their time is jobs sleeping on the
 # hosts); the tests of one file stay together, in order, on one worker.
+# Each test's time goes to reports/integration.xml (JUnit) and the slowest are listed: what
+# to look at when the stage grows.
 INTEGRATION_WORKERS ?= 4
+INTEGRATION := pytest -q -n $(INTEGRATION_WORKERS) --dist loadfile --durations=15 --junitxml=reports/integration.xml tests/integration
 integration: install
-	$(STAGE) integration -- pytest -q -n $(INTEGRATION_WORKERS) --dist loadfile tests/integration
+	mkdir -p reports
+	$(STAGE) integration -- $(INTEGRATION)
 
 incus:
 	$(STAGE) incus-setup -- scripts/incus-setup.sh
@@ -110,7 +114,7 @@ test: venv
 	$(STAGE) lint -- scripts/lint || rc=1
 	$(STAGE) sanity -- scripts/sanity || rc=1
 	$(STAGE) unit -- pytest -q tests/unit || rc=1
-	$(STAGE) integration -- pytest -q -n $(INTEGRATION_WORKERS) --dist loadfile tests/integration || rc=1
+	$(STAGE) integration -- $(INTEGRATION) || rc=1
 	wait
 	$(STAGE) incus-setup -- bash -c 'cat reports/incus-setup.log; exit "$$(cat reports/incus-setup.rc)"' || rc=1
 	if [ "$$(cat reports/incus-setup.rc)" = 0 ]; then
