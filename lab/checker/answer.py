@@ -76,7 +76,8 @@ def lab_hosts(inventory: Path) -> tuple[list[str], Any]:
 
     constants.HOST_PATTERN_MISMATCH = "ignore"  # in this process only: the checker says it itself
 
-    if not inventory.is_file():
+    # a file or a directory of sources (Molecule's: ansible_inventory.yml and group_vars/)
+    if not inventory.exists():
         raise BadInput(say("no_inventory", inventory=inventory))
     manager = InventoryManager(loader=_loader(), sources=[str(inventory)])
     lab = sorted(h.name for h in manager.get_hosts("lab"))

@@ -53,8 +53,8 @@ TEXT: dict[str, tuple[str, str]] = {
         "FILE {file} ne vise aucun hôte du lab : hosts {patterns} ne désigne aucun de {lab} dans {inventory}.",
     ),
     "no_inventory": (
-        "INVENTORY {inventory}: no such file.",
-        "INVENTORY {inventory} : fichier introuvable.",
+        "INVENTORY {inventory}: no such file or directory.",
+        "INVENTORY {inventory} : fichier ou répertoire introuvable.",
     ),
     "inventory_no_lab": (
         "INVENTORY {inventory} has no host in group lab.",

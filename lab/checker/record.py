@@ -112,7 +112,8 @@ class Record:
                 play=number(t.get("play")),
             )
         self.results: list[Result] = []
-        # when each loop item's launch returned, by (host, jid)
+        # when each loop item's launch returned, by (host, jid): a launch's items only (a
+        # looped async_status's items carry the same jids, and come back later)
         self.item_times: dict[tuple[str, str], float] = {}
         starts: dict[tuple[str, str], float] = {}
         for r in doc.get("results", []):
@@ -121,8 +122,9 @@ class Record:
                 continue
             _templated(task, r.get("fields") or {})
             jid = (r.get("result") or {}).get("ansible_job_id")
-            if r["status"].startswith("item_") and isinstance(jid, str):
-                self.item_times[(r["host"], jid)] = r["at"]
+            launch = task.async_val > 0 or task.action in LAUNCH_ACTIONS
+            if launch and r["status"].startswith("item_") and isinstance(jid, str):
+                self.item_times.setdefault((r["host"], jid), r["at"])
             if r["status"] == "start":
                 starts[(r["task"], r["host"])] = r["at"]
             elif r["status"] in FINAL:

@@ -4,7 +4,8 @@
 
 from __future__ import annotations
 
-from .common import Context, Grade, by_host, job_model, look, max_running, seconds
+from .common import Context, Grade, JobSeen, by_host, job_model, look, max_running, seconds
+from .messages import both
 from .record import Job
 from .run import Run
 from .steps_play import HINT_WAIT, all_waited, launched, reported_finished, run_ok, wait_saw
@@ -93,12 +94,14 @@ def grade_step8(ctx: Context, run: Run, hosts: list[str]) -> Grade:
 
 
 def sync_spans(run: Run, host: str, shortest: float) -> list[tuple[float, float]]:
-    """Synchronous command runs on a host long enough to be the work (the module's own start/end)."""
+    """Synchronous command runs on a host long enough to be the work (the module's own start/end).
+
+    A wait (async_status) is not one: its result carries the start and end of the job it saw."""
     from datetime import datetime
 
     spans = []
     for res in run.record.results:
-        if res.host != host or res.task.async_val > 0 or res.status != "ok":
+        if res.host != host or res.task.async_val > 0 or res.task.waiter or res.status != "ok":
             continue
         parts = (
             res.result.get("results")
@@ -248,16 +251,16 @@ def grade_challenge(ctx: Context, run: Run, hosts: list[str]) -> Grade:
         if not mine:
             continue
         s = mine[0]
-        returned = s.host_time(s.job.launched_at)
-        if found["mtime"] <= returned:
-            grade.lack(
-                (
-                    "{host}: the launch returned after the file was written: it waited",
-                    "{host} : le lancement a rendu la main après l'écriture du fichier : il a attendu",
-                ),
-                HINT_WAIT_ASYNC,
-                host=host,
-            )
+        # hosts that see the same file (the local inventory's hosts are one machine): any of
+        # their jobs may have written it last
+        sharing = {
+            h
+            for h, v in views.items()
+            if v.files.get(CHALLENGE_FILE, {}).get("mtime") == found["mtime"]
+        }
+        writers = [x for x in seen if x.job.host in sharing and x.job.task.background]
+        written = written_by_job(grade, s, writers, found["mtime"], host)
+        if written is None:
             continue
         waits = [r for r in wait_saw(run.record, host, s.job.jid) if reported_finished(r)]
         if not waits:
@@ -272,16 +275,96 @@ def grade_challenge(ctx: Context, run: Run, hosts: list[str]) -> Grade:
             )
             continue
         grade.see(
-            "{host}: {path} holds {want!r}, written {late} s after the launch returned; {task!r} ({waiter}) waited for it",
-            "{host} : {path} contient {want!r}, écrit {late} s après le retour du lancement ; {task!r} ({waiter}) l'a attendu",
+            "{host}: {path} holds {want!r}, written by {written}; {task!r} ({waiter}) waited for it",
+            "{host} : {path} contient {want!r}, écrit par {written} ; {task!r} ({waiter}) l'a attendue",
             host=host,
             path=CHALLENGE_FILE,
             want=CHALLENGE_TEXT,
-            late=seconds(found["mtime"] - returned),
+            written=written,
             task=waits[-1]["task"],
             waiter=waits[-1]["waiter"],
         )
     return grade
+
+
+def written_by_job(
+    grade: Grade, s: JobSeen, writers: list[JobSeen], mtime: float, host: str
+) -> str | None:
+    """Whether a background job wrote the file, and the launch returned without waiting.
+
+    Judged on the hosts' own word, never on how long the controller took: the launch's
+    reply (async_wrapper's, on the host) said the job had not finished, and the file's time
+    lies within the run of a job that could write it (its own host's, or on hosts that share
+    the file, theirs), as its host recorded it (the command's start and end in the job file).
+    Under load a launch can take longer than the job (2-5 s a host against a 5 s job): the
+    controller then hears of the launch after the file was written, which is no sign that
+    the launch waited."""
+    if job_model().flag(s.job.result.get("finished")):
+        grade.lack(
+            (
+                "{host}: the launch returned after the job had finished: it waited",
+                "{host} : le lancement a rendu la main après la fin de la tâche : il l'a attendue",
+            ),
+            HINT_WAIT_ASYNC,
+            host=host,
+        )
+        return None
+    if s.span is None:  # no start and end on the host: the controller's clock is all there is
+        returned = s.host_time(s.job.launched_at)
+        if mtime <= returned:
+            grade.lack(
+                (
+                    "{host}: the launch returned after the file was written: it waited",
+                    "{host} : le lancement a rendu la main après l'écriture du fichier : il a attendu",
+                ),
+                HINT_WAIT_ASYNC,
+                host=host,
+            )
+            return None
+        return both(
+            "the background job, {late} s after the launch returned",
+            "la tâche de fond, {late} s après le retour du lancement",
+            late=seconds(mtime - returned),
+        )
+    # the file's time comes from the kernel's coarse clock (a few ms behind the module's)
+    by = next((w for w in [s, *writers] if w.span and w.span[0] <= mtime <= w.span[1] + 1), None)
+    if by is None:
+        start = s.span[0]
+        grade.lack(
+            (
+                "{host}: {path} was written {when}: not by it",
+                "{host} : {path} a été écrit {when_fr} : pas par elle",
+            ),
+            (
+                "the background command itself writes the file: `sleep 5 && echo 'Async OK' > /tmp/async-done.txt`",
+                "c'est la commande de fond elle-même qui écrit le fichier : `sleep 5 && echo 'Async OK' > /tmp/async-done.txt`",
+            ),
+            host=host,
+            path=CHALLENGE_FILE,
+            when=(
+                "before the background job {jid} started"
+                if mtime < start
+                else "after the background job {jid} ended"
+            ).format(jid=s.job.jid),
+            when_fr=(
+                "avant le début de la tâche de fond {jid}"
+                if mtime < start
+                else "après la fin de la tâche de fond {jid}"
+            ).format(jid=s.job.jid),
+        )
+        return None
+    if by.job.host != host:
+        return both(
+            "{other}'s background job, {late} s after it started (these hosts share the file; {other}'s wrote last)",
+            "la tâche de fond de {other}, {late} s après son début (ces hôtes partagent le fichier ; celle de {other} l'a écrit en dernier)",
+            other=by.job.host,
+            late=seconds(mtime - by.span[0]),
+        )
+    return both(
+        "the background job, {late} s after it started, by its host's clock (the launch had returned with the job unfinished)",
+        "la tâche de fond, {late} s après son début, à l'horloge de son hôte (le lancement avait rendu la main, la tâche non finie)",
+        late=seconds(mtime - by.span[0]),
+    )
 
 
 HINT_WAIT_ASYNC = (
