@@ -367,6 +367,9 @@ def test_step9_sync_play_speedup_is_host_parallelism(tmp_path: Path) -> None:
     assert not jobs_task["max_concurrent_jobs"], jobs_task
     assert not sync_play["jobs"], sync_play["jobs"]
     assert sync_play["speedup"] > 1, sync_play["speedup"]
+    # The role's note under that play says so (the guides' step 9).
+    note = "the hosts working in parallel (forks), not async"
+    assert note in result.stdout, result.stdout[-2000:]
 
 
 def test_absolute_async_dir_saves_one_round_trip_per_poll() -> None:
