@@ -20,12 +20,17 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.tplabs.async_tasks.plugins.plugin_utils._timing import max_running
-from tests.helpers import REPO, ansible_env, playbook, playbook_json, run
+from tests.helpers import ansible_env, playbook, playbook_json, run
 
 pytestmark = pytest.mark.integration
 
 ASYNC_DIR = Path("~/.ansible_async").expanduser()
 HOSTS = ["host1", "host2", "host3"]
+# Three lanes of about 5 min each (pytest-xdist groups: tests/integration/conftest.py), so
+# that the module's sleeping jobs do not all queue on one worker. A lane runs in order.
+EARLY = pytest.mark.xdist_group("test_steps_1_to_4")
+PARALLELISM = pytest.mark.xdist_group("test_steps_5_6_9")
+LATE = pytest.mark.xdist_group("test_steps_7_8_challenge_site")
 
 
 def extra(**values: object) -> list[str]:
@@ -93,6 +98,7 @@ def step1(tmp_path_factory):
         kill_job_shell(pid_file)
 
 
+@EARLY
 def test_step1_fire_and_forget(step1):
     base, jobs_file, result = step1
     ok(result)
@@ -114,6 +120,7 @@ def test_step1_fire_and_forget(step1):
         assert fact["jid"] == job["jid"]
 
 
+@EARLY
 def test_step2_reads_step1_jobs(step1, tmp_path):
     base, jobs_file, _ = step1
     log = tmp_path / "states.log"
@@ -135,6 +142,7 @@ def test_step2_reads_step1_jobs(step1, tmp_path):
     assert seen == [[jid, "running"], [jid, "running"]]
 
 
+@EARLY
 def test_step2_adhoc_commands_of_the_lab(tmp_path):
     """The lab's ad hoc commands, verbatim but for the inventory and the job: instead of a
     sleep, one that runs until the test lets it end, so async_status sees it running however
@@ -177,6 +185,7 @@ def test_step2_adhoc_commands_of_the_lab(tmp_path):
     assert job_file(jids["host1"])["rc"] == 0
 
 
+@EARLY
 def test_step2_wrong_jid_is_explained():
     result = playbook("playbooks/step2.yml", "-l", "host1", *extra(job_status_jid="j999999999.1"))
     assert result.rc == 2
@@ -184,6 +193,7 @@ def test_step2_wrong_jid_is_explained():
     assert "~/.ansible_async/j999999999.1" in result.output
 
 
+@EARLY
 def test_step3_returns_before_the_job_ends(tmp_path):
     seconds = 30
     result = playbook(
@@ -205,6 +215,7 @@ def test_step3_returns_before_the_job_ends(tmp_path):
     assert ended > floats(tmp_path / f"{token}.returned")
 
 
+@EARLY
 def test_step4_both_waits_return_the_result(tmp_path):
     result = playbook(
         "playbooks/step4.yml",
@@ -223,6 +234,7 @@ def test_step4_both_waits_return_the_result(tmp_path):
     assert "wait_returned_after_job_end_s" in result.stdout
 
 
+@PARALLELISM
 def test_step5_throttle_paces_launches_only_with_poll_0(tmp_path):
     result = playbook(
         "playbooks/step5.yml",
@@ -248,6 +260,7 @@ def test_step5_throttle_paces_launches_only_with_poll_0(tmp_path):
     assert re.search(r"at most \d running at once", result.stdout)
 
 
+@PARALLELISM
 def test_step6_forks_caps_every_task_not_poll_0_jobs(tmp_path):
     report = tmp_path / "report.json"
     result = playbook(
@@ -257,6 +270,8 @@ def test_step6_forks_caps_every_task_not_poll_0_jobs(tmp_path):
             forks_delay=1,
             forks_report_file=str(report),
             forks_settings=[{"forks": 2, "throttle": 0}],
+            # Its own directory: the checker's and the site test's step 6 use the default.
+            forks_root=str(tmp_path),
         ),
     )
     ok(result)
@@ -266,7 +281,7 @@ def test_step6_forks_caps_every_task_not_poll_0_jobs(tmp_path):
     # forks 2 caps every task's hosts at 2, the synchronous jobs with them...
     assert 1 <= running["A_sync_throttle"] <= 2 and 1 <= running["B_sync"] <= 2, running
     # The role's numbers come from the hosts' own timestamp files: recount them.
-    groups = intervals(Path("/tmp/tplabs_async"), "host*/step6/forks_2_throttle_0/*.interval")
+    groups = intervals(tmp_path, "host*/step6/forks_2_throttle_0/*.interval")
     assert max_running(groups["B_sync"]) == running["B_sync"]
     assert max_running(groups["C_async_poll0"]) == running["C_async_poll0"]
     assert running["whole_play"] >= running["C_async_poll0"]
@@ -276,6 +291,7 @@ def test_step6_forks_caps_every_task_not_poll_0_jobs(tmp_path):
         assert running["C_async_poll0"] == 3, running
 
 
+@LATE
 def test_step7_timeout_is_killed_and_handled(tmp_path):
     result = playbook(
         "playbooks/step7.yml",
@@ -302,6 +318,7 @@ def test_step7_timeout_is_killed_and_handled(tmp_path):
         assert not pid_file.exists() or not Path("/proc", pid_file.read_text().strip()).exists()
 
 
+@LATE
 @pytest.mark.parametrize("waiter", ["async_wait", "async_status"])
 def test_step8_group_of_jobs_failure_named(tmp_path, waiter):
     jobs = [
@@ -343,10 +360,7 @@ def test_step8_group_of_jobs_failure_named(tmp_path, waiter):
     assert "Job(s) failed on host1: flaky (rc=3" in failing.output
 
 
-@pytest.mark.skipif(
-    not (REPO / "plugins/callback/time_saved.py").exists(),
-    reason="time_saved callback not there yet",
-)
+@PARALLELISM
 def test_step9_time_gained_with_time_saved(tmp_path):
     report, timeline = tmp_path / "time_saved.json", tmp_path / "time_saved.html"
     env = ansible_env(
@@ -384,6 +398,7 @@ def test_step9_time_gained_with_time_saved(tmp_path):
     assert timeline.stat().st_size > 0
 
 
+@LATE
 @pytest.mark.parametrize("waiter", ["async_status", "async_wait"])
 def test_challenge(tmp_path, waiter):
     done = tmp_path / "async-done.txt"
@@ -414,6 +429,7 @@ def test_challenge(tmp_path, waiter):
     assert done.stat().st_mtime > floats(tmp_path / "notes/launch.returned")
 
 
+@LATE
 def test_site_runs_every_step_in_order(tmp_path):
     quick = {
         "fire_and_forget_seconds": 5,
@@ -437,6 +453,19 @@ def test_site_runs_every_step_in_order(tmp_path):
         "group_jobs_jobs": [{"name": "a", "seconds": 1}],
         "time_gained_count": 2,
         "time_gained_seconds": 1,
+    }
+    # Each step's files in a directory of this test's own: the checker's tests run the same
+    # steps with the roles' default directories, maybe at the same time.
+    host_dir = f"{tmp_path}/{{{{ inventory_hostname }}}}"
+    quick |= {
+        "fire_and_forget_dir": f"{host_dir}/step1",
+        "async_playbook_dir": f"{host_dir}/step3",
+        "wait_job_dir": f"{host_dir}/step4",
+        "throttle_dir": f"{host_dir}/step5",
+        "forks_root": str(tmp_path),
+        "timeout_dir": f"{host_dir}/step7",
+        "group_jobs_dir": f"{host_dir}/step8",
+        "time_gained_dir": f"{host_dir}/step9",
     }
     result = playbook("playbooks/site.yml", "-l", "host1", *extra(**quick))
     ok(result)
