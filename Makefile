@@ -79,12 +79,11 @@ unit: install
 	$(STAGE) unit -- pytest -q tests/unit
 
 # Integration test files run side by side (most of their time is jobs sleeping on the
-# hosts); the tests of one file stay together, in order, on one worker, except where a file
-# splits itself into lanes (tests/integration/conftest.py).
+# hosts); the tests of one file stay together, in order, on one worker.
 # Each test's time goes to reports/integration.xml (JUnit) and the slowest are listed: what
 # to look at when the stage grows.
 INTEGRATION_WORKERS ?= 4
-INTEGRATION := pytest -q -n $(INTEGRATION_WORKERS) --dist loadgroup --durations=15 --junitxml=reports/integration.xml tests/integration
+INTEGRATION := pytest -q -n $(INTEGRATION_WORKERS) --dist loadfile --durations=15 --junitxml=reports/integration.xml tests/integration
 integration: install
 	mkdir -p reports
 	$(STAGE) integration -- $(INTEGRATION)

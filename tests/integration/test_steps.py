@@ -26,11 +26,6 @@ pytestmark = pytest.mark.integration
 
 ASYNC_DIR = Path("~/.ansible_async").expanduser()
 HOSTS = ["host1", "host2", "host3"]
-# Three lanes of about 5 min each (pytest-xdist groups: tests/integration/conftest.py), so
-# that the module's sleeping jobs do not all queue on one worker. A lane runs in order.
-EARLY = pytest.mark.xdist_group("test_steps_1_to_4")
-PARALLELISM = pytest.mark.xdist_group("test_steps_5_6_9")
-LATE = pytest.mark.xdist_group("test_steps_7_8_challenge_site")
 
 
 def extra(**values: object) -> list[str]:
@@ -98,7 +93,6 @@ def step1(tmp_path_factory):
         kill_job_shell(pid_file)
 
 
-@EARLY
 def test_step1_fire_and_forget(step1):
     base, jobs_file, result = step1
     ok(result)
@@ -120,7 +114,6 @@ def test_step1_fire_and_forget(step1):
         assert fact["jid"] == job["jid"]
 
 
-@EARLY
 def test_step2_reads_step1_jobs(step1, tmp_path):
     base, jobs_file, _ = step1
     log = tmp_path / "states.log"
@@ -142,7 +135,6 @@ def test_step2_reads_step1_jobs(step1, tmp_path):
     assert seen == [[jid, "running"], [jid, "running"]]
 
 
-@EARLY
 def test_step2_adhoc_commands_of_the_lab(tmp_path):
     """The lab's ad hoc commands, verbatim but for the inventory and the job: instead of a
     sleep, one that runs until the test lets it end, so async_status sees it running however
@@ -185,7 +177,6 @@ def test_step2_adhoc_commands_of_the_lab(tmp_path):
     assert job_file(jids["host1"])["rc"] == 0
 
 
-@EARLY
 def test_step2_wrong_jid_is_explained():
     result = playbook("playbooks/step2.yml", "-l", "host1", *extra(job_status_jid="j999999999.1"))
     assert result.rc == 2
@@ -193,7 +184,6 @@ def test_step2_wrong_jid_is_explained():
     assert "~/.ansible_async/j999999999.1" in result.output
 
 
-@EARLY
 def test_step3_returns_before_the_job_ends(tmp_path):
     seconds = 30
     result = playbook(
@@ -215,7 +205,6 @@ def test_step3_returns_before_the_job_ends(tmp_path):
     assert ended > floats(tmp_path / f"{token}.returned")
 
 
-@EARLY
 def test_step4_both_waits_return_the_result(tmp_path):
     result = playbook(
         "playbooks/step4.yml",
@@ -234,7 +223,6 @@ def test_step4_both_waits_return_the_result(tmp_path):
     assert "wait_returned_after_job_end_s" in result.stdout
 
 
-@PARALLELISM
 def test_step5_throttle_paces_launches_only_with_poll_0(tmp_path):
     result = playbook(
         "playbooks/step5.yml",
@@ -260,7 +248,6 @@ def test_step5_throttle_paces_launches_only_with_poll_0(tmp_path):
     assert re.search(r"at most \d running at once", result.stdout)
 
 
-@PARALLELISM
 def test_step6_forks_caps_every_task_not_poll_0_jobs(tmp_path):
     report = tmp_path / "report.json"
     result = playbook(
@@ -291,7 +278,6 @@ def test_step6_forks_caps_every_task_not_poll_0_jobs(tmp_path):
         assert running["C_async_poll0"] == 3, running
 
 
-@LATE
 def test_step7_timeout_is_killed_and_handled(tmp_path):
     result = playbook(
         "playbooks/step7.yml",
@@ -318,7 +304,6 @@ def test_step7_timeout_is_killed_and_handled(tmp_path):
         assert not pid_file.exists() or not Path("/proc", pid_file.read_text().strip()).exists()
 
 
-@LATE
 @pytest.mark.parametrize("waiter", ["async_wait", "async_status"])
 def test_step8_group_of_jobs_failure_named(tmp_path, waiter):
     jobs = [
@@ -360,7 +345,6 @@ def test_step8_group_of_jobs_failure_named(tmp_path, waiter):
     assert "Job(s) failed on host1: flaky (rc=3" in failing.output
 
 
-@PARALLELISM
 def test_step9_time_gained_with_time_saved(tmp_path):
     report, timeline = tmp_path / "time_saved.json", tmp_path / "time_saved.html"
     env = ansible_env(
@@ -398,7 +382,6 @@ def test_step9_time_gained_with_time_saved(tmp_path):
     assert timeline.stat().st_size > 0
 
 
-@LATE
 @pytest.mark.parametrize("waiter", ["async_status", "async_wait"])
 def test_challenge(tmp_path, waiter):
     done = tmp_path / "async-done.txt"
@@ -429,7 +412,6 @@ def test_challenge(tmp_path, waiter):
     assert done.stat().st_mtime > floats(tmp_path / "notes/launch.returned")
 
 
-@LATE
 def test_site_runs_every_step_in_order(tmp_path):
     quick = {
         "fire_and_forget_seconds": 5,
