@@ -260,12 +260,21 @@ def test_first_start_time_seen_is_kept_for_elapsed(make_action) -> None:
 
 def test_ended_ago_counts_host_time_then_controller_time(make_action) -> None:
     """Host clock from the job's end to the reply, controller clock from the reply to the return."""
-    first = {"now": 500.0, "jobs": [done(J1, started_at=490.0, ended_at=497.5), running(J2)]}
+    first = {
+        "now": 500.0,
+        "jobs": [
+            done(J1, started_at=490.0, ended_at=497.5),
+            running(J2),
+            # J3 ended 70 s before the first reply, long before the wait (2 s) began.
+            done(J3, started_at=400.0, ended_at=430.0),
+        ],
+    }
     second = {"now": 512.0, "jobs": [done(J2, started_at=490.0, ended_at=511.0)]}
-    action, _ = make_action({"jobs": [J1, J2]}, [(2.0, first), (1.5, second)])
+    action, _ = make_action({"jobs": [J1, J2, J3]}, [(2.0, first), (1.5, second)])
     result = action.run(task_vars={})
     # J1: 2.5 s on the host before the first reply, then 1.5 s (the second poll) on the controller.
-    assert [j["ended_ago"] for j in result["jobs"]] == [4.0, 1.0]
+    # J3: a wait started after the job's end counts the time before it too (70 s + 1.5 s).
+    assert [j["ended_ago"] for j in result["jobs"]] == [4.0, 1.0, 71.5]
 
 
 def test_ended_ago_is_null_when_the_host_clock_is_unknown(make_action) -> None:
