@@ -84,6 +84,8 @@ unit: install
 # to look at when the stage grows.
 INTEGRATION_WORKERS ?= 4
 INTEGRATION := pytest -q -n $(INTEGRATION_WORKERS) --dist loadfile --durations=15 --junitxml=reports/integration.xml tests/integration
+# Molecule: per-scenario seconds and CPU in reports/molecule.xml (tests/molecule).
+MOLECULE := pytest -q --junitxml=reports/molecule.xml tests/molecule
 integration: install
 	mkdir -p reports
 	$(STAGE) integration -- $(INTEGRATION)
@@ -118,13 +120,14 @@ test: venv
 	wait
 	$(STAGE) incus-setup -- bash -c 'cat reports/incus-setup.log; exit "$$(cat reports/incus-setup.rc)"' || rc=1
 	if [ "$$(cat reports/incus-setup.rc)" = 0 ]; then
-	  $(STAGE) molecule -- pytest -q tests/molecule || rc=1
+	  $(STAGE) molecule -- $(MOLECULE) || rc=1
 	fi
 	$(STAGE) --summary
 	exit $$rc
 
 molecule-run: install
-	$(STAGE) molecule -- pytest -q tests/molecule
+	mkdir -p reports
+	$(STAGE) molecule -- $(MOLECULE)
 
 # make lab LAB_TRANSPORT=ssh: the same lab, also reachable over SSH (inventories/incus-ssh.yml).
 LAB_TRANSPORT ?= incus

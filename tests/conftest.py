@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import sys
 from pathlib import Path
 
@@ -33,10 +34,32 @@ def in_ci() -> bool:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
-    """With CI=true, a skipped test is a failed test: nothing may pass by not running."""
+    """With CI=true, a skipped test is a failed test: nothing may pass by not running.
+
+    Also each test's CPU, set-up to teardown (its fixtures and the ansible-playbook runs it
+    waited for; not the detached async jobs): the property cpu_s of reports/*.xml, to see
+    where a stage's CPU goes.
+    """
+    if call.when == "teardown" and CPU_START in item.stash:
+        item.user_properties.append(("cpu_s", round(cpu_seconds() - item.stash[CPU_START], 2)))
     outcome = yield
     report = outcome.get_result()
     if in_ci() and report.skipped:
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
         report.outcome = "failed"
         report.longrepr = f"skipped in CI (CI=true makes skips fail): {reason}"
+
+
+CPU_START = pytest.StashKey[float]()
+
+
+def cpu_seconds() -> float:
+    """User + system CPU of this process and of every child it has waited for."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    item.stash[CPU_START] = cpu_seconds()

@@ -70,6 +70,7 @@ class ScenarioRun:
     log: Path
     leftovers: list[str]
     error: str = ""
+    cpu: float = 0.0
 
     def tail(self, lines: int = TAIL_LINES) -> str:
         text = self.log.read_text(errors="replace") if self.log.exists() else ""
@@ -78,8 +79,10 @@ class ScenarioRun:
 
 def stream_timed(
     cmd: list[str], env: dict[str, str], out: TextIO, start: float, prefix: str
-) -> int:
-    """Run cmd, writing each output line to out behind the seconds since start.
+) -> tuple[int, float]:
+    """Run cmd, writing each output line to out behind the seconds since start; return its
+    exit code and its CPU seconds (user + system of Molecule and of every process it waited
+    for: ansible-playbook, its workers, the incus commands; not the Incus daemon).
 
     Past TIMEOUT the whole process group is killed (Molecule and its ansible-playbook).
     """
@@ -107,14 +110,17 @@ def stream_timed(
         try:
             for line in proc.stdout:
                 out.write(f"[{time.monotonic() - start:7.1f}s] {line}")
-            rc = proc.wait()
+            # wait4, not proc.wait(): the rusage of the whole tree Molecule reaped.
+            _, status, usage = os.wait4(proc.pid, 0)
+            proc.returncode = rc = os.waitstatus_to_exitcode(status)
+            cpu = usage.ru_utime + usage.ru_stime
         finally:
             timer.cancel()
             with RUNNING_LOCK:
                 RUNNING.pop(proc.pid, None)
         if expired.is_set():
             raise subprocess.TimeoutExpired(cmd, TIMEOUT)
-        return rc
+        return rc, cpu
 
 
 def delete_leftovers(prefix: str) -> list[str]:
@@ -132,6 +138,7 @@ def run_scenario(scenario: str) -> ScenarioRun:
     log = LOG_DIR / f"{scenario}.log"
     molecule = str(VENV_BIN / "molecule") if (VENV_BIN / "molecule").exists() else "molecule"
     error = ""
+    cpu = 0.0
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix=f"molecule-{scenario}-") as ephemeral:
         env = ansible_env(
@@ -149,11 +156,13 @@ def run_scenario(scenario: str) -> ScenarioRun:
             out.write(f"# molecule test -s {scenario}  (Incus prefix {prefix})\n")
             out.flush()
             try:
-                rc = stream_timed([molecule, "test", "-s", scenario], env, out, start, prefix)
+                rc, cpu = stream_timed([molecule, "test", "-s", scenario], env, out, start, prefix)
             except subprocess.TimeoutExpired:
                 rc, error = -1, f"timed out after {TIMEOUT:.0f}s"
     elapsed = time.monotonic() - start
-    return ScenarioRun(scenario, prefix, rc, elapsed, log, delete_leftovers(prefix), error)
+    with log.open("a") as out:
+        out.write(f"# rc {rc}, {elapsed:.1f} s, {cpu:.1f} CPU-s\n")
+    return ScenarioRun(scenario, prefix, rc, elapsed, log, delete_leftovers(prefix), error, cpu)
 
 
 class ScenarioPool:
@@ -234,7 +243,11 @@ def test_scenarios_found() -> None:
 def test_scenario(scenario: str, scenario_pool: ScenarioPool, record_property) -> None:
     run = scenario_pool.result(scenario)
     record_property("molecule_seconds", round(run.elapsed, 1))
-    print(f"molecule test -s {scenario}: rc={run.rc} in {run.elapsed:.1f}s, log {run.log}")
+    record_property("molecule_cpu_s", round(run.cpu, 1))
+    print(
+        f"molecule test -s {scenario}: rc={run.rc} in {run.elapsed:.1f}s "
+        f"({run.cpu:.1f} CPU-s), log {run.log}"
+    )
     assert run.rc == 0, (
         f"molecule test -s {scenario} failed (rc={run.rc}{', ' + run.error if run.error else ''}, "
         f"{run.elapsed:.0f}s); full log: {run.log}\n--- last {TAIL_LINES} lines ---\n{run.tail()}"
