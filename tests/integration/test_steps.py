@@ -143,14 +143,18 @@ def test_step2_adhoc_commands_of_the_lab(tmp_path):
     job = f"sh -c 'until [ -e {release} ]; do sleep 0.2; done'"
     launch = run(["ansible", "all", "-B", "3600", "-P", "0", "-a", job])
     ok(launch)
-    jids = dict(
-        re.findall(
-            r"^(host\d) \| CHANGED => .*?\"ansible_job_id\": \"(j[\d.]+)\"",
-            launch.stdout,
-            re.S | re.M,
+    replies = {
+        host: json.loads(reply)
+        for host, reply in re.findall(
+            r"^(host\d) \| CHANGED => (\{.*?^\})", launch.stdout, re.S | re.M
         )
-    )
-    assert sorted(jids) == HOSTS, launch.stdout
+    }
+    assert sorted(replies) == HOSTS, launch.stdout
+    # Step 1 of the guides: the command answers at once, per host, with the job's id,
+    # started true and finished false (JSON booleans since ansible-core 2.19).
+    for reply in replies.values():
+        assert reply["started"] is True and reply["finished"] is False, reply
+    jids = {host: reply["ansible_job_id"] for host, reply in replies.items()}
     status = run(
         ["ansible", "host1", "-m", "async_status", "-a", f"jid={jids['host1']}", "-P", "5"]
     )
@@ -220,7 +224,10 @@ def test_step4_both_waits_return_the_result(tmp_path):
         assert ended - started >= 2
         assert waited >= ended
         assert (tmp_path / f"{waiter}.result").read_text().strip() == "job done on host1"
-    assert "wait_returned_after_job_end_s" in result.stdout
+    # Per wait, the role shows how long the job ran, how long after its end the wait returned
+    # and how many polls it took (the guides' step 4).
+    for shown in ("job_ran_s", "wait_returned_after_job_end_s", "polls"):
+        assert f'"{shown}":' in result.stdout, (shown, result.stdout[-3000:])
 
 
 def test_step5_throttle_paces_launches_only_with_poll_0(tmp_path):
@@ -328,6 +335,14 @@ def test_step8_group_of_jobs_failure_named(tmp_path, waiter):
     waited = floats(tmp_path / "waited")
     assert all(waited >= floats(tmp_path / f"{j['name']}.ended") for j in jobs)
     assert (tmp_path / "flaky.rc").read_text().strip() == "3"
+    # The role names each job's outcome; the playbook ends with how far apart the jobs
+    # started and when the wait returned, from the host's clock (the guides' step 8).
+    assert "fetch: ok, build: ok, flaky: FAILED (rc=3)" in result.stdout, result.stdout[-3000:]
+    assert re.search(
+        rf"{waiter}: jobs started within \d+\.\d+ s, the wait\s+returned -?\d+\.\d+ s after the last"
+        r"\s+job ended",
+        result.stdout,
+    ), result.stdout[-3000:]
 
     failing = playbook(
         "playbooks/step8.yml",
@@ -342,7 +357,7 @@ def test_step8_group_of_jobs_failure_named(tmp_path, waiter):
         ),
     )
     assert failing.rc == 2
-    assert "Job(s) failed on host1: flaky (rc=3" in failing.output
+    assert "Job(s) failed on host1: flaky (rc=3: non-zero return code)" in failing.output
 
 
 def test_step9_time_gained_with_time_saved(tmp_path):
