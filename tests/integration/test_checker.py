@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import sys
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
+from ansible.config.manager import ConfigManager
 
-from tests.helpers import Run, ansible_env, run
+from tests.helpers import REPO, Run, ansible_env, run
 
 pytestmark = pytest.mark.integration
 
@@ -216,9 +218,13 @@ def test_verdict_in_french():
 
 
 def test_bad_input_in_french():
-    result = checker("3", "tests/checker/missing.yml", lang="fr")
-    assert result.rc == 2
-    assert "FILE " in result.stderr and "fichier introuvable." in result.stderr
+    """`make check ... LANG=fr`, as the guides write it: LANG alone picks French."""
+    env = ansible_env()
+    env.pop("LAB_LANG", None)
+    argv = ["make", "--no-print-directory", "check", "STEP=3", "FILE=tests/checker/missing.yml"]
+    result = run([*argv, "LANG=fr"], env=env)
+    assert result.rc != 0
+    assert "FILE " in result.stderr and "fichier introuvable." in result.stderr, result.output
 
 
 def test_missing_inventory_is_refused():
@@ -227,7 +233,16 @@ def test_missing_inventory_is_refused():
     assert "INVENTORY" in result.stderr and "no such file" in result.stderr
 
 
-def test_make_check_without_step_says_how():
+def test_make_check_without_step_says_how(monkeypatch):
     result = run(["make", "--no-print-directory", "check"], env=ansible_env())
     assert result.rc != 0
     assert "usage: make check STEP=<0-9|challenge>" in result.output
+    # make check made the link of make dev: ansible.cfg's first collections path, then the
+    # installed copy; the playbooks run the work tree's roles as edited (the guides).
+    monkeypatch.delenv("ANSIBLE_COLLECTIONS_PATH", raising=False)
+    monkeypatch.delenv("ANSIBLE_COLLECTIONS_PATHS", raising=False)
+    config = ConfigManager(conf_file=str(REPO / "ansible.cfg"))
+    paths = config.get_config_value("COLLECTIONS_PATHS")
+    assert paths == [str(REPO / ".cache" / "collections"), str(REPO / ".collections")], paths
+    link = Path(paths[0], "ansible_collections", "tplabs", "async_tasks")
+    assert link.resolve() == REPO.resolve()

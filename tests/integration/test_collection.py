@@ -95,4 +95,8 @@ def test_ansible_doc_lists_plugins(installed: Path, plugin_type: str, expected: 
 
 def test_roles_are_installed(installed: Path) -> None:
     roles = installed / "ansible_collections" / "tplabs" / "async_tasks" / "roles"
-    assert (roles / "lab" / "meta" / "argument_specs.yml").is_file()
+    # Every role, each with its meta/argument_specs.yml (the guides' step 10).
+    names = sorted(p.name for p in (REPO / "roles").iterdir() if (p / "tasks").is_dir())
+    assert "lab" in names and "challenge" in names, names
+    for name in names:
+        assert (roles / name / "meta" / "argument_specs.yml").is_file(), name

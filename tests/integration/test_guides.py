@@ -15,8 +15,12 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import ansible
 import pytest
 import yaml
+from ansible.playbook.block import Block
+from ansible.playbook.play import Play
+from ansible.playbook.task import Task
 from ansible.release import __version__ as ansible_core_version
 
 from ansible_collections.tplabs.async_tasks.plugins.plugin_utils._timing import max_running
@@ -157,6 +161,64 @@ def test_every_extra_var_in_the_commands_is_a_role_option(lang: str) -> None:
     assert used <= known, f"not a role option: {sorted(used - known)}"
 
 
+# ansible-core's own code, cited by file and line where the guides explain why (steps 6, 7).
+CORE_SOURCE = "2.19.14"
+CORE_LINES = {
+    "lib/ansible/executor/playbook_executor.py": {65: "forks=context.CLIARGS.get('forks'),"},
+    "lib/ansible/executor/task_queue_manager.py": {
+        156: "self._forks = forks or 5",
+        359: "self._initialize_processes(min(self._forks, iterator.batch_size))",
+    },
+    "lib/ansible/modules/async_wrapper.py": {
+        239: "step = 5",
+        310: "os.setpgid(sub_pid, sub_pid)",
+        314: "if remaining != 0 and step >= remaining:",
+        315: "step = remaining / 2",
+    },
+}
+
+
+@pytest.mark.parametrize("lang", sorted(GUIDES))
+def test_every_cited_core_source_line_says_so(lang: str) -> None:
+    text = guide(lang)
+    assert f"ansible-core {CORE_SOURCE}" in text
+    cited = set(re.findall(r"`(lib/ansible/[\w/]+\.py)`", text))
+    assert cited == set(CORE_LINES), f"cited {sorted(cited)}: add their lines to CORE_LINES"
+    for path, lines in CORE_LINES.items():
+        for number in lines:
+            # the line number within a few lines after the file's name
+            assert re.search(rf"`{re.escape(path)}`.{{0,300}}?\b{number}\b", text, re.S), (
+                path,
+                number,
+            )
+    assert ansible_core_version == CORE_SOURCE, (
+        f"ansible-core {ansible_core_version} installed: check the cited lines and the version"
+    )
+    root = Path(ansible.__file__).parent
+    for path, lines in CORE_LINES.items():
+        source = (root / path.removeprefix("lib/ansible/")).read_text().splitlines()
+        for number, expected in lines.items():
+            assert source[number - 1].strip() == expected, (path, number, source[number - 1])
+
+
+def test_no_play_or_task_keyword_sets_forks() -> None:
+    """Step 6: forks is one value for a whole run; throttle (and serial) are keywords."""
+    assert "throttle" in Task.fattributes and "serial" in Play.fattributes
+    for keywords in (Play, Block, Task):
+        assert "forks" not in keywords.fattributes, keywords
+
+
+def test_every_step_gives_a_quick_variant() -> None:
+    """'Every step gives a quick variant': steps 1 to 10, in both guides."""
+    for lang, (heading, quick) in {"en": ("Step", "quick"), "fr": ("Étape", "rapide")}.items():
+        sections = re.split(rf"^## {heading} (\d+) ", guide(lang), flags=re.M)[1:]
+        steps = dict(zip(sections[::2], sections[1::2], strict=True))
+        assert sorted(steps, key=int) == [str(n) for n in range(11)], (lang, sorted(steps))
+        for step in range(1, 11):
+            commands = "\n".join(FENCE.findall(steps[str(step)]))
+            assert re.search(rf"#.*\b{quick}\b", commands), (lang, step)
+
+
 # --- checks of claims the step tests do not cover (local inventory) -----------------------
 
 
@@ -190,7 +252,8 @@ def wait_for_job_file(jid: str, seconds: float) -> dict:
 
 
 def test_lab_adhoc_status_answers_once_with_booleans_then_passes_on_changed(tmp_path: Path) -> None:
-    """Step 2: `-P 5` does not poll; finished is false (2.19) not 0; then the job's own changed."""
+    """Step 2: `-P 5` does not poll; finished is false (2.19) not 0; another user (become) does
+    not find the job; once it ended, the job's own changed."""
     flag = tmp_path / "end"
     # A job that runs until the test says so: no assertion depends on the machine's speed.
     job = f"sh -c 'while [ ! -e {flag} ]; do sleep 0.2; done'"
@@ -206,6 +269,30 @@ def test_lab_adhoc_status_answers_once_with_booleans_then_passes_on_changed(tmp_
     other = run(["ansible", "host2", "-m", "async_status", "-a", f"jid={jid}"])
     ok(other)
     assert "could not find job" not in other.stdout
+    # ...but only for the user that ran it: as another user (become nobody), async_status
+    # looks in that user's ~/.ansible_async, and the job is not there.
+    as_nobody = run(
+        [
+            "ansible",
+            "host1",
+            "-m",
+            "async_status",
+            "-a",
+            f"jid={jid}",
+            *("--become", "--become-method", "ansible.builtin.su", "--become-user", "nobody"),
+            "-e",
+            json.dumps(
+                {
+                    "ansible_become_flags": "-s /bin/sh",  # nobody's shell is nologin
+                    "ansible_python_interpreter": "/usr/bin/python3",  # the venv is root's
+                }
+            ),
+        ]
+    )
+    assert as_nobody.rc != 0 and "could not find job" in as_nobody.stdout, as_nobody.output
+    assert f'"results_file": "{Path("~nobody").expanduser()}/.ansible_async/{jid}"' in (
+        as_nobody.stdout
+    )
     flag.touch()
     wait_for_job_file(jid, 120)
     done = run(["ansible", "host1", "-m", "ansible.builtin.async_status", "-a", f"jid={jid}"])
