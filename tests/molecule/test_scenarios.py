@@ -9,7 +9,7 @@ deprecated in 26.10 and cannot give each run its own environment). Each run gets
   the same scenario do not share state;
 - a log in reports/molecule/<scenario>.log; a failure shows the end of it.
 
-Up to TPLABS_MOLECULE_JOBS scenarios (default 3) run at once, the longest first: a
+Up to TPLABS_MOLECULE_JOBS scenarios (default 4) run at once, the longest first: a
 scenario spends most of its time waiting on Incus and on ansible-playbook start-up. A
 scenario whose molecule.yml contains the line `# tplabs-molecule: serial` runs alone
 (timing measurements).
@@ -43,7 +43,7 @@ SCENARIOS = sorted(p.parent.name for p in REPO.glob("molecule/*/molecule.yml"))
 SERIAL_MARK = "# tplabs-molecule: serial"
 LOG_DIR = REPO / "reports" / "molecule"
 TIMEOUT = float(os.environ.get("TPLABS_MOLECULE_TIMEOUT", "900"))
-JOBS = max(1, int(os.environ.get("TPLABS_MOLECULE_JOBS", "3")))
+JOBS = max(1, int(os.environ.get("TPLABS_MOLECULE_JOBS", "4")))
 TAIL_LINES = 120
 # Started first, longest first, so the longest runs do not end alone in a pool slot (quiet
 # 2-core machine: ssh, both pipelining modes in one scenario, about 5 min; steps 6, 9, 5 and
@@ -240,10 +240,15 @@ def test_scenarios_found() -> None:
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
-def test_scenario(scenario: str, scenario_pool: ScenarioPool, record_property) -> None:
+def test_scenario(
+    scenario: str, scenario_pool: ScenarioPool, request: pytest.FixtureRequest
+) -> None:
     run = scenario_pool.result(scenario)
-    record_property("molecule_seconds", round(run.elapsed, 1))
-    record_property("molecule_cpu_s", round(run.cpu, 1))
+    # Properties of reports/molecule.xml (user_properties: record_property warns with xunit2).
+    request.node.user_properties += [
+        ("molecule_seconds", round(run.elapsed, 1)),
+        ("molecule_cpu_s", round(run.cpu, 1)),
+    ]
     print(
         f"molecule test -s {scenario}: rc={run.rc} in {run.elapsed:.1f}s "
         f"({run.cpu:.1f} CPU-s), log {run.log}"
