@@ -1,4 +1,4 @@
-"""The integration scheduler (tests/integration/conftest.py): every test of a laned file is
+"""The integration scheduler's units (tests/integration/lanes.py): every test of a laned file is
 in exactly one lane, and units are the file or the lane, so that a new test cannot fall
 silently outside its lane (and away from the module fixture it shares)."""
 
@@ -9,7 +9,7 @@ import ast
 import pytest
 
 from tests.conftest import REPO
-from tests.integration.conftest import LANES, unit_of
+from tests.integration.lanes import LANES, unit_of
 
 
 def functions_of(path: str) -> list[str]:
