@@ -9,7 +9,7 @@ deprecated in 26.10 and cannot give each run its own environment). Each run gets
   the same scenario do not share state;
 - a log in reports/molecule/<scenario>.log; a failure shows the end of it.
 
-Up to TPLABS_MOLECULE_JOBS scenarios (default 4) run at once, the longest first: a
+Up to TPLABS_MOLECULE_JOBS scenarios (default 3) run at once, the longest first: a
 scenario spends most of its time waiting on Incus and on ansible-playbook start-up. A
 scenario whose molecule.yml contains the line `# tplabs-molecule: serial` runs alone
 (timing measurements).
@@ -43,7 +43,7 @@ SCENARIOS = sorted(p.parent.name for p in REPO.glob("molecule/*/molecule.yml"))
 SERIAL_MARK = "# tplabs-molecule: serial"
 LOG_DIR = REPO / "reports" / "molecule"
 TIMEOUT = float(os.environ.get("TPLABS_MOLECULE_TIMEOUT", "900"))
-JOBS = max(1, int(os.environ.get("TPLABS_MOLECULE_JOBS", "4")))
+JOBS = max(1, int(os.environ.get("TPLABS_MOLECULE_JOBS", "3")))
 TAIL_LINES = 120
 # Started first, longest first, so the longest runs do not end alone in a pool slot (quiet
 # 2-core machine: ssh, both pipelining modes in one scenario, about 5 min; steps 6, 9, 5 and
