@@ -79,7 +79,8 @@ unit: install
 	$(STAGE) unit -- pytest -q tests/unit
 
 # Integration test files run side by side (most of their time is jobs sleeping on the
-# hosts); the tests of one file stay together, in order, on one worker.
+# hosts); the tests of one file stay together, in order, on one worker, except the lanes
+# tests/integration/lanes.py cuts test_steps.py into (tests/integration/conftest.py).
 # Each test's time goes to reports/integration.xml (JUnit) and the slowest are listed: what
 # to look at when the stage grows.
 INTEGRATION_WORKERS ?= 4

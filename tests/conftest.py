@@ -32,6 +32,9 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
+CPU_START = pytest.StashKey[float]()
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """With CI=true, a skipped test is a failed test: nothing may pass by not running.
@@ -48,9 +51,6 @@ def pytest_runtest_makereport(item, call):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
         report.outcome = "failed"
         report.longrepr = f"skipped in CI (CI=true makes skips fail): {reason}"
-
-
-CPU_START = pytest.StashKey[float]()
 
 
 def cpu_seconds() -> float:
