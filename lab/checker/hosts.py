@@ -4,14 +4,34 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import shlex
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 PROBE = (Path(__file__).parent / "probe.py").read_text(encoding="utf-8")
+# Run on the host as `python -c LOADER SOURCE REQUESTS HOST ASYNC_DIR MARK` (base64 SOURCE and
+# REQUESTS); MARK keeps probes out of the processes a probe counts as a job's.
+LOADER = (
+    "import base64, sys; sys.argv[1:3] = [base64.b64decode(a).decode() for a in sys.argv[1:3]]; "
+    "exec(compile(sys.argv.pop(1), 'probe.py', 'exec'))"
+)
+MARK = "lab-checker-probe"
+
+
+def _reply(reply: dict[str, Any]) -> dict[str, Any] | None:
+    """The probe's JSON answer, or None (a failed command, or an output lost on the way)."""
+    if reply.get("rc") != 0 or not reply.get("stdout", "").strip():
+        return None
+    try:
+        data = json.loads(reply["stdout"].strip().splitlines()[-1])
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) and "now" in data else None
 
 
 class HostError(Exception):
@@ -51,7 +71,7 @@ class Hosts:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
-                reply = self._manager[":".join(hosts)].command(**args)
+                reply = self._manager[":".join(hosts)].raw(**args)
             except Exception as err:  # pytest-ansible raises its own and Ansible's errors
                 raise HostError(
                     str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
@@ -78,23 +98,29 @@ class Hosts:
             }
             for h in hosts
         }
-        argv = [
-            trust_as_template("{{ ansible_python_interpreter | default('/usr/bin/python3') }}"),
-            "-c",
-            PROBE,
-            json.dumps(requests),
-            trust_as_template("{{ inventory_hostname }}"),
+        # `raw`: one shell command per host, no module (about 0.5 CPU-s less per host than
+        # `command`, which imports Ansible's module code on the host). The probe and its
+        # requests travel base64-encoded: nothing in them is read as a template.
+        source = base64.b64encode(PROBE.encode("utf-8")).decode("ascii")
+        payload = base64.b64encode(json.dumps(requests).encode("utf-8")).decode("ascii")
+        command = trust_as_template(
+            "{{ ansible_python_interpreter | default('/usr/bin/python3') | quote }} -c "
+            + shlex.quote(LOADER)
+            + f" {source} {payload} "
+            + "{{ inventory_hostname | quote }} "
             # the async dir the host's jobs use (core's default; Molecule's lab hosts set one)
-            trust_as_template("{{ ansible_async_dir | default('~/.ansible_async') }}"),
-            "lab-checker-probe",
-        ]
-        replies = self._run(hosts, argv=argv)
+            + "{{ ansible_async_dir | default('~/.ansible_async') | quote }} "
+            + MARK
+        )
+        replies = self._run(hosts, _raw_params=command)
         for host, reply in replies.items():
-            if reply.get("rc") != 0 or "stdout" not in reply:
-                reasons = [reply.get(k) for k in ("msg", "module_stderr", "stderr")]
+            data = _reply(reply)
+            if data is None:  # no usable answer: once more (the probe only reads and touches)
+                data = _reply(self._run([host], _raw_params=command)[host])
+            if data is None:
+                reasons = [reply.get(k) for k in ("msg", "stderr", "stdout")]
                 reason = "; ".join(str(r).strip() for r in reasons if r and str(r).strip())
                 raise HostError(f"{host}: {(reason or 'no answer')[:400]}")
-            data = json.loads(reply["stdout"])
             views[host] = HostView(
                 host, data["now"], data["async_dir"], data["python"], data["jobs"], data["files"]
             )

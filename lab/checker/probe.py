@@ -2,8 +2,9 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """What the checker looks at on a host, in one round trip (runs there: stdlib, Python 3.7+).
 
-Run as ``python3 -c SOURCE REQUESTS HOST ASYNC_DIR MARK``. REQUESTS is JSON, {host:
-request}, each request with ``jobs`` ({jid: text the job's processes carry on their command
+Run as ``python3 -c SOURCE REQUESTS HOST ASYNC_DIR MARK`` (by `raw`: hosts.py passes SOURCE
+and REQUESTS base64-encoded, its loader decodes them). REQUESTS is JSON, {host: request}, each
+request with ``jobs`` ({jid: text the job's processes carry on their command
 line}), ``files`` (paths to read) and ``touch`` (paths to create, after the jobs are read).
 Prints JSON: the host's ``now``, ASYNC_DIR expanded here, and for each job its job file
 (parsed record, mtime) with the command module's ``start``/``end`` turned into epoch seconds
