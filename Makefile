@@ -104,32 +104,11 @@ stress: install incus
 test-matrix: install
 	$(STAGE) test-matrix -- nox -s matrix
 
-# The Incus set-up (packages, daemon, offline image: ~2 min on a fresh machine) runs in the
-# background while lint, sanity, unit and integration run, and lint (ansible-lint, one busy
-# core for about 2 min) beside sanity and unit; its output comes after theirs. Molecule runs
-# after them: beside the integration tests it took 30 instead of 37 min, but at load 10-16
-# on 2 cores `incus exec` then returned empty output (docs/known-issues.md, 2). The
-# collection is installed once, before everything, so nothing rewrites it while tests read it.
+# Every stage side by side (scripts/test): integration in the foreground; sanity then unit,
+# lint, and the Incus set-up (~2 min on a fresh machine) then Molecule in the background,
+# their logs printed after. The suite is bound by CPU on a small machine, not by waiting.
 test: venv
-	rm -f reports/stages.tsv reports/incus-setup.rc reports/lint.rc; mkdir -p reports
-	$(STAGE) install -- scripts/install-collection $(COLLECTIONS)
-	( irc=0; scripts/incus-setup.sh > reports/incus-setup.log 2>&1 || irc=$$?; echo $$irc > reports/incus-setup.rc ) &
-	( lrc=0; $(STAGE) lint -- scripts/lint > reports/lint.log 2>&1 || lrc=$$?; echo $$lrc > reports/lint.rc ) &
-	lint=$$!
-	rc=0
-	$(STAGE) sanity -- scripts/sanity || rc=1
-	$(STAGE) unit -- pytest -q tests/unit || rc=1
-	wait $$lint
-	cat reports/lint.log
-	[ "$$(cat reports/lint.rc)" = 0 ] || rc=1
-	$(STAGE) integration -- $(INTEGRATION) || rc=1
-	wait
-	$(STAGE) incus-setup -- bash -c 'cat reports/incus-setup.log; exit "$$(cat reports/incus-setup.rc)"' || rc=1
-	if [ "$$(cat reports/incus-setup.rc)" = 0 ]; then
-	  $(STAGE) molecule -- $(MOLECULE) || rc=1
-	fi
-	$(STAGE) --summary
-	exit $$rc
+	scripts/test "$(INTEGRATION)" "$(MOLECULE)"
 
 molecule-run: install
 	mkdir -p reports
