@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .probe import MARK
+
 PROBE = (Path(__file__).parent / "probe.py").read_text(encoding="utf-8")
 # Run on the host as `python -c LOADER SOURCE REQUESTS HOST ASYNC_DIR MARK` (base64 SOURCE and
 # REQUESTS); MARK keeps probes out of the processes a probe counts as a job's.
@@ -20,7 +22,6 @@ LOADER = (
     "import base64, sys; sys.argv[1:3] = [base64.b64decode(a).decode() for a in sys.argv[1:3]]; "
     "exec(compile(sys.argv.pop(1), 'probe.py', 'exec'))"
 )
-MARK = "lab-checker-probe"
 
 
 def _reply(reply: dict[str, Any]) -> dict[str, Any] | None:
