@@ -104,9 +104,9 @@ stress: install incus
 test-matrix: install
 	$(STAGE) test-matrix -- nox -s matrix
 
-# Every stage side by side (scripts/test): integration in the foreground; sanity then unit,
-# lint, and the Incus set-up (~2 min on a fresh machine) then Molecule in the background,
-# their logs printed after. The suite is bound by CPU on a small machine, not by waiting.
+# scripts/test: integration in the foreground, with sanity then unit, lint and the Incus
+# set-up (~2 min on a fresh machine) beside it, their logs printed after; then Molecule
+# (beside integration on 4 cores or more). The suite is bound by CPU on a small machine.
 test: venv
 	scripts/test "$(INTEGRATION)" "$(MOLECULE)"
 
