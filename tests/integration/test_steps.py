@@ -200,11 +200,17 @@ def test_step3_returns_before_the_job_ends(tmp_path):
     # How long the play took depends on the machine's load: the claim is read from the host's
     # clock instead (the play was done with the host before the job's end).
     token = (tmp_path / "last").read_text().strip()
-    started = floats(tmp_path / f"{token}.started")
+    # poll 0 returns once the job is launched: on a loaded machine its command (which writes
+    # .started) may begin after the play has returned. Wait for the end stamp's content (the
+    # timer writes .started before the job, .ended after it; `echo > file` makes it empty first).
+    ended_file = tmp_path / f"{token}.ended"
     deadline = time.monotonic() + seconds + 20
-    while not (tmp_path / f"{token}.ended").exists() and time.monotonic() < deadline:
+    while time.monotonic() < deadline and not (
+        ended_file.exists() and ended_file.read_text().strip()
+    ):
         time.sleep(0.5)
-    ended = floats(tmp_path / f"{token}.ended")
+    started = floats(tmp_path / f"{token}.started")
+    ended = floats(ended_file)
     assert ended - started >= seconds
     assert ended > floats(tmp_path / f"{token}.returned")
 
