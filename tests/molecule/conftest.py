@@ -1,8 +1,14 @@
-"""Print how long each Molecule scenario took, even with -q."""
+"""The scenarios start first; print how long each Molecule scenario took, even with -q."""
 
 from __future__ import annotations
 
 import pytest
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """test_scenarios_found first: it starts the scenario pool (the scenarios run in threads
+    of their own), then the other tests run while the scenarios do."""
+    items.sort(key=lambda item: item.name != "test_scenarios_found")
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -235,7 +235,9 @@ def scenario_pool(request: pytest.FixtureRequest, incus_ready: None):
     pool.shutdown()
 
 
-def test_scenarios_found() -> None:
+def test_scenarios_found(scenario_pool: ScenarioPool) -> None:
+    """Runs first (tests/molecule/conftest.py): asking for the pool starts the scenarios, so
+    the lab role's own tests (test_lab_role.py) run beside them instead of before them."""
     assert "step0" in SCENARIOS, f"molecule/step0 missing; found {SCENARIOS}"
 
 
