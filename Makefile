@@ -5,9 +5,9 @@ SHELL := /bin/bash
 
 # The venv's Python: the distribution's /usr/bin/python3 when it is 3.11 or later, else
 # python3 from PATH (make PYTHON=... chooses). A distribution's build is optimised (PGO, LTO);
-# pyenv builds without by default, and Ansible then spends about 20 % more CPU: 2 cores,
-# 2026-11-29, ansible-playbook with three local hosts 8.81 against 6.87 CPU-s, a syntax check
-# 1.45 against 1.19 (medians of 6, alternated; benchmarks/README.md).
+# pyenv builds without by default, and Ansible then spends 10-25 % more CPU (2 cores,
+# 2026-11-29: a play on three local hosts 8.83 against 7.13 CPU-s, a syntax check 1.37
+# against 1.23; benchmarks/interpreter.py, benchmarks/README.md).
 PYTHON ?= $(shell for p in /usr/bin/python3 python3; do \
   $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && { command -v $$p; break; }; done)
 VENV := .venv
