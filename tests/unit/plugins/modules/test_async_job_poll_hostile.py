@@ -552,7 +552,13 @@ def test_a_launch_jobs_own_result_is_kept_and_marked_killed(poll, launch, async_
     def supervisor() -> None:  # what async_launch's supervisor does when its job dies
         while alive(job):
             time.sleep(0.02)
-        path.write_text(json.dumps({"rc": -15, "stdout": "so far", "failed": True}))
+        # Written aside and renamed over the job file, as the supervisor (_job.write_job_file)
+        # and core's async_wrapper write: a reader never sees it half written. (A plain
+        # write_text here let the poll read a truncated file now and then: "failed" under
+        # load instead of "killed".)
+        aside = path.with_name(f".{path.name}.supervisor")
+        aside.write_text(json.dumps({"rc": -15, "stdout": "so far", "failed": True}))
+        os.replace(aside, path)
 
     watcher = threading.Thread(target=supervisor, daemon=True)
     watcher.start()
