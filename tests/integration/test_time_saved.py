@@ -11,6 +11,7 @@ from typing import Any
 import jsonschema
 import pytest
 
+from ansible_collections.tplabs.async_tasks.plugins.module_utils._job import parse_delta
 from ansible_collections.tplabs.async_tasks.plugins.plugin_utils._timing import max_running
 from tests.helpers import REPO, Run, ansible_env, playbook
 
@@ -93,9 +94,7 @@ def check_parallel(report: dict[str, Any], waiter: str) -> None:
         # inside the job's window from launch to the wait's return: however long a loaded
         # machine takes to launch, start `sleep` or reap it (a run under load: launches of
         # 4.9-6.0 s, a 5 s sleep reported as 6.05 s by the command module).
-        hours, minutes, seconds = job["reported"]["delta"].split(":")
-        delta = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
-        assert job["own_duration"] == pytest.approx(delta, abs=1e-3), job
+        assert job["own_duration"] == pytest.approx(parse_delta(job["reported"]["delta"]), abs=1e-3)
         assert job["own_duration"] >= JOB_SECONDS - 0.1, job
         assert job["launched"] <= job["own_start"] < job["own_end"] <= job["finished"], job
         assert job["own_duration"] < job["duration"], job
