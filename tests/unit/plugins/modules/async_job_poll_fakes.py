@@ -96,6 +96,18 @@ class FakeJob:
         """Live processes of this job: those started for it (by their launch temp dir)."""
         return sorted(pid for pid, _ in session_members(str(self.tmpdir)))
 
+    def kill(self) -> None:
+        """The job dies without writing its result: SIGKILL its processes, and wait until none
+        is live. A signal takes effect when its process next runs: on a loaded machine a poll
+        right after os.kill() could still see one running."""
+        deadline = time.monotonic() + 30
+        while (pids := self.processes()) and time.monotonic() < deadline:
+            for pid in pids:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.02)
+        assert not self.processes(), f"{self.jid}: processes {self.processes()} outlived SIGKILL"
+
 
 def session_members(marker: str) -> list[tuple[int, int]]:
     """(pid, sid) of every live process in the sessions of processes naming ``marker``."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import stat
 import subprocess
 import tempfile
@@ -142,8 +141,7 @@ def test_kill_spares_processes_that_started_after_the_job_file(poll, fake, async
 
 def test_a_lookalike_of_another_user_does_not_keep_a_dead_job_alive(poll, fake, async_dir) -> None:
     job = fake.start(async_dir)
-    for pid in job.processes():  # the job dies without writing its result
-        os.kill(pid, signal.SIGKILL)
+    job.kill()  # the job dies without writing its result
     fake_it = fake.start(async_dir, uid=NOBODY, prefix=job.prefix)  # same prefix, not root
     assert fake_it.processes()
     reply = run_poll(poll, jids=[job.jid], async_dir=str(async_dir), window=0)
@@ -222,8 +220,7 @@ def test_live_job_is_never_orphaned_when_its_processes_are_hidden(poll, fake, as
 
 def test_orphan_needs_no_process_and_an_unchanged_file(poll, fake, async_dir) -> None:
     job = fake.start(async_dir)
-    for pid in job.processes():
-        os.kill(pid, signal.SIGKILL)
+    job.kill()
     reply = run_poll(poll, jids=[job.jid], async_dir=str(async_dir), window=0, cleanup=True)
     entry = jobs_by_jid(reply)[job.jid]
     assert entry["state"] == "orphaned", entry
