@@ -1,0 +1,127 @@
+"""benchmarks/cpu_anatomy.py: the accounting records read back, each process sorted by kind."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "cpu_anatomy.py"
+spec = importlib.util.spec_from_file_location("cpu_anatomy", PATH)
+assert spec and spec.loader
+anatomy = importlib.util.module_from_spec(spec)
+sys.modules["cpu_anatomy"] = anatomy
+spec.loader.exec_module(anatomy)
+
+
+def record(
+    pid: int, ppid: int, name: str, start: int, seconds: float, cpu_ticks: int, version: int = 3
+) -> bytes:
+    """One acct_v3 record: all the CPU as user time, in comp_t (exact below 8192 ticks)."""
+    return anatomy.RECORD.pack(
+        b"\0",
+        bytes([version]),
+        0,
+        0,
+        0,
+        0,
+        pid,
+        ppid,
+        start,
+        seconds * anatomy.AHZ,
+        cpu_ticks,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        name.encode(),
+    )
+
+
+@pytest.mark.parametrize(
+    ("encoded", "ticks"),
+    [(0, 0), (150, 150), (0x1FFF, 8191), ((1 << 13) | 1000, 8000), ((2 << 13) | 3, 192)],
+)
+def test_comp_t_is_a_base_8_float(encoded: int, ticks: int) -> None:
+    assert anatomy.comp_t(encoded) == ticks
+
+
+def test_each_process_gets_the_parent_alive_when_it_started() -> None:
+    data = b"".join(
+        [
+            record(10, 1, "sh", 1000, 5, 0),  # pid 10, first life
+            record(11, 10, "python", 1001, 1, 48),
+            record(10, 1, "ansible-playboo", 2000, 9, 150),  # pid 10 reused later
+            record(12, 10, "ansible-playboo", 2001, 1, 10),
+            record(13, 12, "sh", 2002, 1, 0),
+            record(14, 13, "python3", 2002, 1, 50),
+            record(15, 14, "python3", 2003, 60, 20),
+            record(16, 99, "sshd", 2003, 1, 3),
+            record(17, 1, "x", 2003, 1, 3, version=2),  # not acct_v3: skipped
+            record(18, 1, "python", 2004, 30, 5),  # detached: given to init
+            record(19, 18, "python", 2004, 29, 40),  # the module the detached job runs
+            record(20, 0, "pytest", 2000, 99, 10),
+            record(21, 20, "python", 2001, 50, 90),  # a pytest worker, not a job
+        ]
+    )
+    procs = {(p.pid, p.start): p for p in anatomy.parse(data)}
+    assert len(procs) == 12
+    assert procs[(11, 1001)].parent is procs[(10, 1000)]
+    assert procs[(12, 2001)].parent is procs[(10, 2000)]
+    assert procs[(16, 2003)].parent is None
+    assert procs[(15, 2003)].end == 2063
+    kinds = {key: anatomy.kind(p) for key, p in procs.items()}
+    assert kinds == {
+        (10, 1000): "sh",
+        (11, 1001): "module run: python",
+        (10, 2000): "ansible-playbook (main)",
+        (12, 2001): "ansible-playbook worker",
+        (13, 2002): "sh",
+        (14, 2002): "module run: python3",
+        (15, 2003): "async job process",
+        (16, 2003): "sshd",
+        (18, 2004): "async job process",
+        (19, 2004): "async job process",
+        (20, 2000): "pytest",
+        (21, 2001): "python",
+    }
+    assert procs[(10, 2000)].cpu == 1.5
+
+
+def test_table_sums_each_kind_and_the_rest() -> None:
+    procs = anatomy.parse(
+        b"".join(
+            [
+                record(1, 0, "ansible-playboo", 100, 9, 200),
+                record(2, 1, "ansible-playboo", 101, 1, 20),
+                record(3, 1, "ansible-playboo", 102, 1, 20),
+                record(4, 0, "incus", 103, 1, 10),
+            ]
+        )
+    )
+    lines = anatomy.table(procs, top=2).splitlines()
+    assert lines[1].split() == ["ansible-playbook", "(main)", "2.0", "80.0%", "1", "2.000"]
+    assert lines[2].split() == ["ansible-playbook", "worker", "0.4", "16.0%", "2", "0.200"]
+    assert lines[3].split() == ["(the", "rest)", "0.1", "4.0%"]
+    assert lines[4].split() == ["total", "2.5", "4"]
+
+
+def test_read_needs_an_existing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        anatomy.main(["--read", str(tmp_path / "nope")])
+    assert exit_.value.code == 2
+    assert f"--read {tmp_path / 'nope'}: no such file" in capsys.readouterr().err
+
+
+def test_read_prints_the_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pacct = tmp_path / "pacct"
+    pacct.write_bytes(record(5, 0, "pytest", 10, 4, 300))
+    assert anatomy.main(["--read", str(pacct)]) == 0
+    out = capsys.readouterr().out
+    assert "1 processes ended over 0 s" in out
+    assert "pytest" in out and "3.0" in out
