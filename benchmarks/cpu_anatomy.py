@@ -126,8 +126,9 @@ def table(processes: list[Process], top: int) -> str:
     cpu: collections.Counter[str] = collections.Counter()
     count: collections.Counter[str] = collections.Counter()
     for proc in processes:
-        cpu[kind(proc)] += proc.cpu
-        count[kind(proc)] += 1
+        name = kind(proc)
+        cpu[name] += proc.cpu
+        count[name] += 1
     spent = sum(cpu.values())
     total = spent or 1.0  # the shares of nothing
     lines = [f"{'kind':<26} {'CPU-s':>9} {'share':>6} {'processes':>9} {'CPU-s each':>10}"]
@@ -173,6 +174,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=15, help="kinds shown (default 15)")
     parser.add_argument("command", nargs="*", help="the command to run, after --")
     args = parser.parse_args(argv)
+    if args.top < 1:
+        parser.error(f"--top {args.top}: give 1 or more")
+    if args.keep and not args.keep.parent.is_dir():
+        parser.error(f"--keep {args.keep}: no directory {args.keep.parent}")
     if args.read:
         if not args.read.is_file():
             parser.error(f"--read {args.read}: no such file")

@@ -111,11 +111,23 @@ def test_table_sums_each_kind_and_the_rest() -> None:
     assert lines[4].split() == ["total", "2.5", "4"]
 
 
-def test_read_needs_an_existing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--read", "{tmp}/nope"], "--read {tmp}/nope: no such file"),
+        (["--top", "0", "--read", "{tmp}/nope"], "--top 0: give 1 or more"),
+        (["--keep", "{tmp}/no/pacct", "--", "true"], "--keep {tmp}/no/pacct: no directory"),
+        ([], "give a command to run (after --) or --read FILE"),
+    ],
+    ids=["read-missing", "top-zero", "keep-no-dir", "nothing"],
+)
+def test_bad_input_is_refused_clearly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
     with pytest.raises(SystemExit) as exit_:
-        anatomy.main(["--read", str(tmp_path / "nope")])
+        anatomy.main([a.format(tmp=tmp_path) for a in args])
     assert exit_.value.code == 2
-    assert f"--read {tmp_path / 'nope'}: no such file" in capsys.readouterr().err
+    assert message.format(tmp=tmp_path) in capsys.readouterr().err
 
 
 def test_read_prints_the_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
