@@ -1,0 +1,125 @@
+"""ansible-lint, with its syntax check in one ``ansible-playbook`` run instead of one per file.
+
+ansible-lint runs ``ansible-playbook --syntax-check`` once for every playbook and role it
+finds, and cannot be told not to (the ``syntax-check`` rule is unskippable). Each run pays
+ansible-playbook's start-up (about 1 CPU-s here): in ``make test`` that was 137 runs and
+192 CPU-s, 8 % of the whole suite's CPU. ``ansible-playbook --syntax-check`` takes several
+playbooks in one run (ansible/ansible-lint#2078 proposes the same upstream).
+
+This runs ansible-lint unchanged but for that phase. Every playbook and role that ansible-lint
+would check goes to one ``ansible-playbook --syntax-check -vv`` run, with ansible-lint's own
+environment and extra vars, the roles through one generated playbook (a play per role, the
+one ansible-lint writes for each). If that run passes, every file passed. If it fails,
+ansible-lint's own per-file check runs for every file, so a failure is reported exactly as
+ansible-lint reports it (rule, file, line).
+
+    python scripts/ansible_lint.py [ansible-lint options]     (scripts/lint)
+
+Built on ansible-lint's ``Runner._map_syntax_check_workers`` (26.x, requirements.txt pins
+it). When a later ansible-lint lacks it, this says so and lints with ansible-lint's own
+per-file check.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+HOOK = "_map_syntax_check_workers"
+# The kinds ansible-lint syntax-checks (Runner._get_ansible_syntax_check_matches).
+CHECKED = ("playbook", "role")
+
+
+def role_play(path: Path) -> str:
+    """The play ansible-lint writes to syntax-check one role."""
+    return f"""
+- name: Temporary playbook for role syntax check
+  hosts: localhost
+  tasks:
+    - ansible.builtin.import_role:
+        name: {path.expanduser()!s}
+"""
+
+
+def syntax_check_command(
+    playbooks: Sequence[Path], roles_playbook: Path | None, extra_vars: dict[str, Any] | None
+) -> list[str]:
+    cmd = ["ansible-playbook", "--syntax-check", "-vv"]
+    cmd += [str(path.expanduser()) for path in playbooks]
+    if roles_playbook is not None:
+        cmd.append(str(roles_playbook))
+    if extra_vars:
+        cmd += ["--extra-vars", json.dumps(extra_vars)]
+    return cmd
+
+
+def batch_passes(runner: Any, files: Sequence[Any]) -> bool:
+    """One ``ansible-playbook --syntax-check`` over every playbook and role: did it pass?"""
+    playbooks = [f.path for f in files if f.kind == "playbook"]
+    roles = [f.path for f in files if f.kind == "role"]
+    # ansible-lint's environment for its own check (ansiblelint/runner.py).
+    env = runner.app.runtime.environ.copy()
+    env["PYTHONWARNINGS"] = "ignore"
+    env["ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED"] = "False"
+    with tempfile.TemporaryDirectory(prefix="ansible-lint-syntax-") as tmp:
+        roles_playbook = None
+        if roles:
+            roles_playbook = Path(tmp, "roles.yml")
+            roles_playbook.write_text("---" + "".join(role_play(path) for path in roles))
+        cmd = syntax_check_command(playbooks, roles_playbook, runner.app.options.extra_vars)
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
+    return done.returncode == 0
+
+
+def batched(original: Callable[..., list[Any]]) -> Callable[..., list[Any]]:
+    """Runner._map_syntax_check_workers, with one run for all files when they all pass."""
+
+    def map_syntax_check_workers(
+        self: Any, worker: Callable[[Any], list[Any]], files: list[Any]
+    ) -> list[Any]:
+        checked = [f for f in files if f.kind in CHECKED]
+        if not checked or batch_passes(self, checked):
+            return [[] for _ in files]
+        print(
+            "ansible_lint.py: the syntax check of all files in one run failed; "
+            "ansible-lint checks each file to say where",
+            file=sys.stderr,
+        )
+        return original(self, worker, files)
+
+    return map_syntax_check_workers
+
+
+def install(runner_class: Any = None) -> bool:
+    """Batch the syntax check of ansible-lint's Runner (or of runner_class) in this process;
+    False if this ansible-lint cannot."""
+    if runner_class is None:
+        runner_class = importlib.import_module("ansiblelint.runner").Runner
+    original = getattr(runner_class, HOOK, None)
+    if original is None:
+        print(
+            f"ansible_lint.py: this ansible-lint has no Runner.{HOOK}: "
+            "one syntax check per file, as ansible-lint does alone",
+            file=sys.stderr,
+        )
+        return False
+    setattr(runner_class, HOOK, batched(original))
+    return True
+
+
+def main() -> None:
+    from ansiblelint.__main__ import _run_cli_entrypoint
+
+    install()
+    sys.argv[0] = "ansible-lint"
+    _run_cli_entrypoint()
+
+
+if __name__ == "__main__":
+    main()
