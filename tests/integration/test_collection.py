@@ -15,14 +15,20 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tarball(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The collection built once for the module's tests."""
     out = tmp_path_factory.mktemp("build")
-    dest = tmp_path_factory.mktemp("collections")
     built = run(
         ["ansible-galaxy", "collection", "build", "--force", "--output-path", str(out), str(REPO)]
     )
     assert built.rc == 0, built.output
-    (tarball,) = out.glob("tplabs-async_tasks-*.tar.gz")
+    (path,) = out.glob("tplabs-async_tasks-*.tar.gz")
+    return path
+
+
+@pytest.fixture(scope="module")
+def installed(tarball: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    dest = tmp_path_factory.mktemp("collections")
     inst = run(
         [
             "ansible-galaxy",
@@ -40,20 +46,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return dest
 
 
-def test_tarball_leaves_out_tooling(tmp_path: Path) -> None:
-    built = run(
-        [
-            "ansible-galaxy",
-            "collection",
-            "build",
-            "--force",
-            "--output-path",
-            str(tmp_path),
-            str(REPO),
-        ]
-    )
-    assert built.rc == 0, built.output
-    (tarball,) = tmp_path.glob("*.tar.gz")
+def test_tarball_leaves_out_tooling(tarball: Path) -> None:
     with tarfile.open(tarball) as tar:
         names = tar.getnames()
     assert "MANIFEST.json" in names
