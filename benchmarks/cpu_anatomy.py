@@ -17,7 +17,7 @@ Processes that are still running at the end (the Incus daemon) write no record: 
 not in the table. Needs root and a kernel with BSD process accounting (most distributions).
 
     sudo python benchmarks/cpu_anatomy.py [--keep FILE] [--top N] -- make integration
-    python benchmarks/cpu_anatomy.py --read FILE      # sort the records of an earlier run
+    python benchmarks/cpu_anatomy.py --read FILE [--tool-pid PID]   # an earlier run's records
 """
 
 from __future__ import annotations
@@ -57,8 +57,11 @@ class Process:
     parent: Process | None = None
 
 
-def parse(data: bytes) -> list[Process]:
-    """The processes of an acct_v3 file (records of another version are skipped)."""
+def parse(data: bytes, tool_pid: int | None = None) -> list[Process]:
+    """The processes of an acct_v3 file (records of another version are skipped). Turning
+    accounting off writes a record of the process that did it: this tool, TOOL_PID, is left
+    out (started detached, with init as parent, it would count as an async job, and every
+    Python under it with it)."""
     found = []
     for offset in range(0, len(data) - RECORD.size + 1, RECORD.size):
         fields = RECORD.unpack_from(data, offset)
@@ -67,6 +70,8 @@ def parse(data: bytes) -> list[Process]:
         pid, ppid, btime, etime = fields[6], fields[7], fields[8], fields[9]
         cpu = (comp_t(fields[10]) + comp_t(fields[11])) / AHZ
         name = fields[18].split(b"\0", 1)[0].decode("utf-8", "replace")
+        if pid == tool_pid:
+            continue
         found.append(Process(pid, ppid, float(btime), btime + etime / AHZ, cpu, name))
     link_parents(found)
     return found
@@ -160,6 +165,10 @@ def run(command: list[str], keep: Path | None) -> tuple[int, bytes]:
                 f"cpu_anatomy: process accounting could not start ({os.strerror(error)}): "
                 "it needs root and a kernel with BSD process accounting"
             )
+        if keep:
+            print(
+                f"cpu_anatomy: --read {keep} later with --tool-pid {os.getpid()}", file=sys.stderr
+            )
         try:
             rc = subprocess.call(command)
         finally:
@@ -172,6 +181,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, help="write the accounting records here")
     parser.add_argument("--read", type=Path, help="sort the records of FILE, run nothing")
     parser.add_argument("--top", type=int, default=15, help="kinds shown (default 15)")
+    parser.add_argument(
+        "--tool-pid",
+        type=int,
+        help="with --read: the pid this tool had in that run (its record is left out)",
+    )
     parser.add_argument("command", nargs="*", help="the command to run, after --")
     args = parser.parse_args(argv)
     if args.top < 1:
@@ -181,12 +195,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.read:
         if not args.read.is_file():
             parser.error(f"--read {args.read}: no such file")
-        rc, data = 0, args.read.read_bytes()
+        rc, data, tool_pid = 0, args.read.read_bytes(), args.tool_pid
     elif args.command:
-        rc, data = run(args.command, args.keep)
+        (rc, data), tool_pid = run(args.command, args.keep), os.getpid()
     else:
         parser.error("give a command to run (after --) or --read FILE")
-    processes = parse(data)
+    processes = parse(data, tool_pid)
     if not processes:
         print("cpu_anatomy: no accounting record (nothing ended?)", file=sys.stderr)
         return rc or 1

@@ -137,3 +137,31 @@ def test_read_prints_the_table(tmp_path: Path, capsys: pytest.CaptureFixture[str
     out = capsys.readouterr().out
     assert "1 processes ended over 0 s" in out
     assert "pytest" in out and "3.0" in out
+
+
+def test_the_tools_own_record_is_left_out() -> None:
+    """Turning accounting off writes a record of this tool: started detached (init its
+    parent), it must not make every Python of the measured command an async job."""
+    data = b"".join(
+        [
+            record(50, 1, "python", 1000, 90, 0),  # this tool, launched with nohup
+            record(51, 50, "make", 1001, 88, 1),
+            record(52, 51, "pytest", 1002, 80, 10),
+            record(53, 52, "python", 1003, 70, 90),  # a pytest worker
+        ]
+    )
+    with_tool = {p.pid: anatomy.kind(p) for p in anatomy.parse(data)}
+    assert with_tool[53] == "async job process"  # what the tool's record did to the table
+    kinds = {p.pid: anatomy.kind(p) for p in anatomy.parse(data, tool_pid=50)}
+    assert kinds == {51: "make", 52: "pytest", 53: "python"}
+
+
+def test_read_leaves_out_the_tool_pid_given(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pacct = tmp_path / "pacct"
+    pacct.write_bytes(record(50, 1, "python", 10, 9, 0) + record(53, 50, "python", 11, 4, 300))
+    assert anatomy.main(["--read", str(pacct), "--tool-pid", "50"]) == 0
+    out = capsys.readouterr().out
+    assert "1 processes ended" in out
+    assert "async job" not in out
