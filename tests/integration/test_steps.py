@@ -317,15 +317,18 @@ def test_step7_timeout_is_killed_and_handled(tmp_path):
         # race under load (the job then runs on after "Timeout exceeded": docs/lab-guide.md).
         ended = tmp_path / f"{name}.ended"
         assert not ended.exists() or floats(ended) > (ASYNC_DIR / jid).stat().st_mtime
-        # The timer's shell is gone. No pid file: the wrapper killed the job before its shell
-        # even started (heavy load). A pid that now names another process does not count:
-        # pids wrap within seconds on a busy machine (pid_max 32768); the timer's own command
-        # line names this test's directory.
+        # Every process of the group the wrapper killed is gone: the timer's shell too, unless
+        # it escaped that group by the same race (its group is then not the killed child's).
+        # No pid file: the wrapper killed the job before its shell even started (heavy load).
+        # A pid that now names another process does not count: pids wrap within seconds on a
+        # busy machine (pid_max 32768); the timer's own command line names this test's
+        # directory.
         pid_file = tmp_path / f"{name}.pid"
         if pid_file.exists():
-            cmdline = Path("/proc", pid_file.read_text().strip(), "cmdline")
+            pid = int(pid_file.read_text().strip())
             with contextlib.suppress(OSError):
-                assert f"{tmp_path}/timed".encode() not in cmdline.read_bytes(), cmdline
+                if f"{tmp_path}/timed".encode() in Path("/proc", str(pid), "cmdline").read_bytes():
+                    assert os.getpgid(pid) != job_file(jid)["child_pid"], (pid, job_file(jid))
 
 
 @pytest.mark.parametrize("waiter", ["async_wait", "async_status"])
