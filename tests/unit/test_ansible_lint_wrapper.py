@@ -7,21 +7,16 @@ wrapper for real on a broken playbook, and `make lint` on the whole repo.
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-PATH = Path(__file__).resolve().parents[2] / "scripts" / "ansible_lint.py"
-spec = importlib.util.spec_from_file_location("ansible_lint_wrapper", PATH)
-assert spec and spec.loader
-wrapper = importlib.util.module_from_spec(spec)
-sys.modules["ansible_lint_wrapper"] = wrapper
-spec.loader.exec_module(wrapper)
+from tests.helpers import REPO, load_file
+
+wrapper = load_file(REPO / "scripts" / "ansible_lint.py", "ansible_lint_wrapper")
 
 
 class FakeRunner:

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
-PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "cpu_anatomy.py"
-spec = importlib.util.spec_from_file_location("cpu_anatomy", PATH)
-assert spec and spec.loader
-anatomy = importlib.util.module_from_spec(spec)
-sys.modules["cpu_anatomy"] = anatomy
-spec.loader.exec_module(anatomy)
+from tests.helpers import REPO, load_file
+
+anatomy = load_file(REPO / "benchmarks" / "cpu_anatomy.py", "cpu_anatomy")
 
 
 def record(

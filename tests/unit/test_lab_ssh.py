@@ -6,25 +6,20 @@ tests/molecule/test_lab_role.py::test_ssh_transport.
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+
+from tests.helpers import load_file
 
 SCRIPT = Path(__file__).resolve().parents[2] / "roles" / "lab" / "files" / "lab_ssh.py"
 
 
 @pytest.fixture(scope="module")
 def lab_ssh() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("lab_ssh", SCRIPT)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["lab_ssh"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_file(SCRIPT, "lab_ssh")
 
 
 class FakeIncus:
