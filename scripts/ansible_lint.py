@@ -13,6 +13,13 @@ one ansible-lint writes for each). If that run passes, every file passed. If it 
 ansible-lint's own per-file check runs for every file, so a failure is reported exactly as
 ansible-lint reports it (rule, file, line).
 
+One run is not quite one check per file: ansible-playbook gives every playbook of a run the
+plugins found beside each of them (``library/``, ``*_plugins/``, ``module_utils/``,
+``collections/`` next to a playbook: ``add_all_plugin_dirs`` and
+``AnsibleCollectionConfig.playbook_paths`` in ansible/cli/playbook.py). A playbook whose
+directory has such plugins is therefore checked in a run of its own directory's playbooks,
+so that no other playbook passes on them.
+
     python scripts/ansible_lint.py [ansible-lint options]     (scripts/lint)
 
 Built on ansible-lint's ``Runner._map_syntax_check_workers`` (26.x, requirements.txt pins
@@ -34,6 +41,24 @@ from typing import Any
 HOOK = "_map_syntax_check_workers"
 # The kinds ansible-lint syntax-checks (Runner._get_ansible_syntax_check_matches).
 CHECKED = ("playbook", "role")
+# What ansible-playbook takes from a playbook's directory for every playbook of the run.
+BESIDE = ("library", "module_utils", "collections")
+
+
+def plugins_beside(playbook: Path) -> str:
+    """The playbook's directory if it holds plugins ansible-playbook would share, else ''."""
+    folder = playbook.expanduser().resolve().parent
+    shared = any((folder / name).is_dir() for name in BESIDE)
+    return str(folder) if shared or any(folder.glob("*_plugins")) else ""
+
+
+def batches(playbooks: Sequence[Path]) -> list[list[Path]]:
+    """The playbooks in runs: first the one of all those without plugins beside them (maybe
+    empty), then one per directory that has some, in the order met."""
+    runs: dict[str, list[Path]] = {"": []}
+    for path in playbooks:
+        runs.setdefault(plugins_beside(path), []).append(path)
+    return list(runs.values())
 
 
 def role_play(path: Path) -> str:
@@ -60,8 +85,9 @@ def syntax_check_command(
 
 
 def batch_passes(runner: Any, files: Sequence[Any]) -> bool:
-    """One ``ansible-playbook --syntax-check`` over every playbook and role: did it pass?"""
-    playbooks = [f.path for f in files if f.kind == "playbook"]
+    """``ansible-playbook --syntax-check`` over every playbook and role, in as few runs as
+    `batches` allows (the roles in the common one): did every run pass?"""
+    runs = batches([f.path for f in files if f.kind == "playbook"])
     roles = [f.path for f in files if f.kind == "role"]
     # ansible-lint's environment for its own check (ansiblelint/runner.py).
     env = runner.app.runtime.environ.copy()
@@ -72,9 +98,15 @@ def batch_passes(runner: Any, files: Sequence[Any]) -> bool:
         if roles:
             roles_playbook = Path(tmp, "roles.yml")
             roles_playbook.write_text("---" + "".join(role_play(path) for path in roles))
-        cmd = syntax_check_command(playbooks, roles_playbook, runner.app.options.extra_vars)
-        done = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
-    return done.returncode == 0
+        for number, playbooks in enumerate(runs):
+            with_roles = roles_playbook if number == 0 else None
+            if not playbooks and with_roles is None:
+                continue
+            cmd = syntax_check_command(playbooks, with_roles, runner.app.options.extra_vars)
+            done = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
+            if done.returncode != 0:
+                return False
+    return True
 
 
 def batched(original: Callable[..., list[Any]]) -> Callable[..., list[Any]]:

@@ -131,3 +131,43 @@ def test_an_ansible_lint_without_the_hook_is_said_and_left_alone(capsys):
     assert wrapper.install(runner_class) is False
     assert not hasattr(runner_class, wrapper.HOOK)
     assert "no Runner._map_syntax_check_workers" in capsys.readouterr().err
+
+
+def test_playbooks_beside_plugins_get_a_run_of_their_own(ansible_playbook, tmp_path):
+    """ansible-playbook gives every playbook of a run the plugins beside each of them: a
+    playbook must not pass on another directory's library/ or *_plugins/."""
+    for folder, plugins in (("plain", ""), ("lib", "library"), ("filters", "filter_plugins")):
+        (tmp_path / folder / (plugins or "templates")).mkdir(parents=True)
+    files = [
+        lintable("playbook", f"{tmp_path}/lib/a.yml"),
+        lintable("playbook", f"{tmp_path}/plain/b.yml"),
+        lintable("role", "roles/timer"),
+        lintable("playbook", f"{tmp_path}/filters/c.yml"),
+        lintable("playbook", f"{tmp_path}/plain/d.yml"),
+        lintable("playbook", f"{tmp_path}/lib/e.yml"),
+    ]
+    runner_class = type("Runner", (FakeRunner,), {})
+    install(runner_class)
+    assert runner_class()._map_syntax_check_workers(lambda f: [], files) == [[]] * len(files)
+    runs = [call["cmd"][3:] for call in ansible_playbook.calls]
+    assert runs[0][:2] == [f"{tmp_path}/plain/b.yml", f"{tmp_path}/plain/d.yml"]
+    assert runs[0][2].endswith("/roles.yml") and len(runs[0]) == 3
+    assert runs[1:] == [
+        [f"{tmp_path}/lib/a.yml", f"{tmp_path}/lib/e.yml"],
+        [f"{tmp_path}/filters/c.yml"],
+    ]
+    assert [bool(call["roles"]) for call in ansible_playbook.calls] == [True, False, False]
+
+
+def test_a_failed_run_of_several_stops_there(ansible_playbook, tmp_path):
+    (tmp_path / "lib" / "library").mkdir(parents=True)
+    files = [
+        lintable("playbook", "playbooks/step1.yml"),
+        lintable("playbook", f"{tmp_path}/lib/a.yml"),
+    ]
+    runner_class = type("Runner", (FakeRunner,), {})
+    install(runner_class)
+    runner = runner_class()
+    ansible_playbook.status.append(4)
+    assert runner._map_syntax_check_workers(lambda f: ["seen"], files) == [["seen"], ["seen"]]
+    assert len(ansible_playbook.calls) == 1 and runner.per_file == [files]
