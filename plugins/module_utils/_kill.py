@@ -74,6 +74,12 @@ def kill_all(
 
     SIGTERM to each job's groups, then one table scan per round for all the jobs until
     they are gone or the grace time ends; then SIGKILL to what is left, and the same.
+    Each round first stops every process it signals (SIGSTOP) and continues them after
+    (SIGCONT): a job's processes sit in several groups (core's async_wrapper moves its child
+    to a group of its own only after forking it), which are signalled one after the other,
+    and a process still running between two of those calls could see another die and act
+    on it (async_wrapper then writes "the module's output is not JSON" as the job's
+    result). Stopped, each takes its signal when continued, before running again.
     The cost is O(jobs + processes) per round. Returns (left, errors): jid -> the pids
     still running, and jid -> [(errno, text)] of the signals that failed.
     """
@@ -83,8 +89,14 @@ def kill_all(
         todo = [jid for jid in jobs if left[jid]]
         if not todo:
             break
-        for jid in todo:
-            errors[jid].extend(send(table, jobs[jid], sig))
+        try:
+            for jid in todo:  # what these two fail on, the signal itself says
+                send(table, jobs[jid], signal.SIGSTOP)
+            for jid in todo:
+                errors[jid].extend(send(table, jobs[jid], sig))
+        finally:
+            for jid in todo:
+                send(table, jobs[jid], signal.SIGCONT)
         deadline = time.monotonic() + grace
         while True:
             fresh = _proc.scan(proc)

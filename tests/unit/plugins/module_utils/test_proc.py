@@ -244,3 +244,45 @@ def test_kill_all_stops_a_real_session_and_sees_it_gone() -> None:
     finally:
         child.kill()
         child.wait()
+
+
+def test_every_process_is_stopped_before_any_is_signalled(monkeypatch) -> None:
+    """A job's groups are signalled one after the other: none of its processes may run in
+    between (async_wrapper's child would see its module die and write a failure)."""
+    t = table(*core_layout())
+    found = _proc.JobProcs(certain=True)
+    _proc._collect(t, [t.processes[300], t.processes[301]], None, found)
+    other = _proc.JobProcs(certain=True)
+    _proc._collect(t, [t.processes[302]], None, other)
+    sent = []
+    monkeypatch.setattr(_kill.os, "killpg", lambda g, s: sent.append((s, g)))
+    monkeypatch.setattr(_kill.os, "kill", lambda p, s: sent.append((s, p)))
+    monkeypatch.setattr(_kill._proc, "scan", lambda proc="/proc": table())
+    _kill.kill_all({"j42.1": found, "j42.2": other}, t, signals=((signal.SIGTERM, 0),))
+    kinds = [sig for sig, _ in sent]
+    stops, terms, conts = (kinds.count(s) for s in (signal.SIGSTOP, signal.SIGTERM, signal.SIGCONT))
+    assert stops == terms == conts >= 2, sent
+    assert kinds == [signal.SIGSTOP] * stops + [signal.SIGTERM] * terms + [signal.SIGCONT] * conts
+    # each target stopped, signalled and continued alike
+    assert {t for s, t in sent if s == signal.SIGSTOP} == {
+        t for s, t in sent if s == signal.SIGTERM
+    }
+
+
+def test_a_failed_signal_still_continues_what_was_stopped(monkeypatch) -> None:
+    t = table(*core_layout())
+    found = _proc.JobProcs(certain=True)
+    _proc._collect(t, [t.processes[300], t.processes[301]], None, found)
+    sent = []
+
+    def killpg(group, sig):
+        if sig == signal.SIGTERM:
+            raise RuntimeError("interrupted")
+        sent.append((sig, group))
+
+    monkeypatch.setattr(_kill.os, "killpg", killpg)
+    monkeypatch.setattr(_kill.os, "kill", lambda p, s: sent.append((s, p)))
+    with pytest.raises(RuntimeError):
+        _kill.kill_all({"j42.1": found}, t, signals=((signal.SIGTERM, 0),))
+    stopped = {g for s, g in sent if s == signal.SIGSTOP}
+    assert stopped and stopped == {g for s, g in sent if s == signal.SIGCONT}
