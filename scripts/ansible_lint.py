@@ -119,7 +119,7 @@ def batched(original: Callable[..., list[Any]]) -> Callable[..., list[Any]]:
         if not checked or batch_passes(self, checked):
             return [[] for _ in files]
         print(
-            "ansible_lint.py: the syntax check of all files in one run failed; "
+            "ansible_lint.py: the syntax check of the files in batched runs failed; "
             "ansible-lint checks each file to say where",
             file=sys.stderr,
         )
