@@ -1,5 +1,5 @@
 """How the integration tests share out between pytest-xdist workers (`make integration`:
-``-n 4 --dist loadfile``).
+``-n 3 --dist loadfile``).
 
 Each test file is one unit of work: its tests run together, in order, on one worker (module
 fixtures and the state its tests leave each other stay there). Two changes to plain
