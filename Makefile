@@ -113,8 +113,8 @@ stress: install incus
 test-matrix: install
 	$(STAGE) test-matrix -- nox -s matrix
 
-# scripts/test: integration in the foreground, with the Incus set-up (~2 min on a fresh
-# machine) beside it; then Molecule, with lint, sanity and unit beside it (every stage at once
+# scripts/test: integration in the foreground, with the Incus set-up (about 7 min on a
+# fresh machine) beside it; then Molecule, with lint, sanity and unit beside it (every stage at once
 # on 4 cores or more); background logs printed at the end. The suite is bound by CPU on a
 # small machine.
 test: venv
