@@ -91,7 +91,7 @@ unit: install
 # to look at when the stage grows. 3 workers: on 2 cores the stage is CPU-bound all along
 # with 3 or 4 (idle only in its last ~30 s), and a fourth only adds load (2026-11-29: 4
 # workers 688.4 s and 1,074.1 CPU-s, 662.9 s and 1,023.3 alone, 676.6-691.8 s in make test;
-# 3 workers 636.7 s and 992.6 alone, 651.7 s and 1,025.6 in make test: about 5 % less wall).
+# 3 workers 636.7 s and 992.6 alone, 651.7 s and 1,025.6, 578.3 s and 899.5 in make test).
 INTEGRATION_WORKERS ?= 3
 INTEGRATION := pytest -q -n $(INTEGRATION_WORKERS) --dist loadfile --durations=15 --junitxml=reports/integration.xml tests/integration
 # Molecule: per-scenario seconds and CPU in reports/molecule.xml (tests/molecule).
