@@ -49,7 +49,7 @@ def plugins_beside(playbook: Path) -> str:
     """The playbook's directory if it holds plugins ansible-playbook would share, else ''."""
     folder = playbook.expanduser().resolve().parent
     shared = any((folder / name).is_dir() for name in BESIDE)
-    return str(folder) if shared or any(folder.glob("*_plugins")) else ""
+    return str(folder) if shared or any(p.is_dir() for p in folder.glob("*_plugins")) else ""
 
 
 def batches(playbooks: Sequence[Path]) -> list[list[Path]]:

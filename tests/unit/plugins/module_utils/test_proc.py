@@ -264,8 +264,8 @@ def test_every_process_is_stopped_before_any_is_signalled(monkeypatch) -> None:
     assert stops == terms == conts >= 2, sent
     assert kinds == [signal.SIGSTOP] * stops + [signal.SIGTERM] * terms + [signal.SIGCONT] * conts
     # each target stopped, signalled and continued alike
-    assert {t for s, t in sent if s == signal.SIGSTOP} == {
-        t for s, t in sent if s == signal.SIGTERM
+    assert {target for s, target in sent if s == signal.SIGSTOP} == {
+        target for s, target in sent if s == signal.SIGTERM
     }
 
 
