@@ -34,8 +34,9 @@ def checker(step: str, file: str = "", inventory: str = "", lang: str = "en") ->
 # ad hoc answer files, and each starter filled in as its statement says
 # (tests/checker/right/, "trainee-<step>"); wrong ones are tests/checker/wrong/.
 # ONE_HOST: the cases of steps whose grading is the same on each host run on one host, a
-# third of the module runs; the reference solutions (the `make check` default) and the steps
-# that need several hosts (0, 5, 6, 8) keep the three of inventories/local.yml.
+# third of the module runs. The other cases keep the three hosts of inventories/local.yml,
+# the `make check` default: those of the steps that need several hosts (0, 2, 5, 6, 8), the
+# step 1 ad hoc command and the challenge (its play runs on lab[0] whatever the inventory).
 ONE_HOST = "tests/checker/one-host.yml"
 SAME_ON_EACH_HOST = "13479"
 
@@ -46,11 +47,12 @@ def _hosts(step: str) -> str:
 
 CASES: dict[str, tuple[str, str, str]] = {
     "right-0": ("0", "", ""),
-    "right-1": ("1", "", ""),
+    "right-1": ("1", "", _hosts("1")),
     "right-1-adhoc": ("1", "tests/checker/right/step1.sh", ""),
     "right-2": ("2", "", ""),
     "right-2-adhoc": ("2", "tests/checker/right/step2.sh", ""),
-    **{f"right-{s}": (s, "", "") for s in ("3", "4", "5", "6", "7", "8", "9", "challenge")},
+    **{f"right-{s}": (s, "", _hosts(s)) for s in ("3", "4", "5", "6", "7", "8", "9")},
+    "right-challenge": ("challenge", "", ""),
     **{f"trainee-{s}": (s, f"tests/checker/right/step{s}.yml", _hosts(s)) for s in "3456789"},
     "trainee-challenge": ("challenge", "tests/checker/right/challenge.yml", ONE_HOST),
     "wrong-0": ("0", "", "tests/checker/wrong/step0-inventory.yml"),
