@@ -267,7 +267,9 @@ def test_step6_forks_caps_every_task_not_poll_0_jobs(tmp_path):
         "playbooks/step6.yml",
         *extra(
             forks_seconds=10,
-            forks_delay=1,
+            # Task C's wait polls every 3 s: each poll is a module run, and what forks limits
+            # does not depend on how soon the wait sees a job end.
+            forks_delay=3,
             forks_report_file=str(report),
             forks_settings=[{"forks": 2, "throttle": 0}],
             # Its own directory: the checker's and the site test's step 6 use the default.
