@@ -243,8 +243,9 @@ class Lane:
 
     def _create(self) -> str:
         LOG_DIR.mkdir(parents=True, exist_ok=True)
+        if not self.ephemeral:  # the lane's first create of the session
+            self.log.write_text("")
         self.ephemeral = tempfile.mkdtemp(prefix=f"molecule-{self.name}-")
-        self.log.write_text("")
         if self._molecule("create") != 0:
             return f"molecule create -s {self.creator} failed: {self.log}"
         self.containers = [f"{self.prefix}-{name}" for name in platforms(self.creator)]
@@ -304,10 +305,12 @@ class Lane:
         return ""
 
     def close(self) -> list[str]:
-        """Destroy the lane's containers; return those destroy left (deleted now)."""
-        if not self.containers:
+        """Destroy the lane's containers; return those left (deleted now), such as those of
+        a create that failed half-way."""
+        if not self.ephemeral:
             return []
-        self._molecule("destroy")
+        if self.containers:
+            self._molecule("destroy")
         shutil.rmtree(self.ephemeral, ignore_errors=True)
         return delete_leftovers(self.prefix)
 

@@ -79,5 +79,5 @@ def test_lanes_leave_no_container(scenario_pool: ScenarioPool) -> None:
     """Last: every lane's destroy deleted its containers (their snapshots with them)."""
     leftovers = scenario_pool.leftovers()
     for lane in scenario_pool.lanes:
-        print(f"{lane.name}: create, restores and destroy {lane.cpu:.1f} CPU-s, log {lane.log}")
+        print(f"{lane.name}: molecule create and destroy {lane.cpu:.1f} CPU-s, log {lane.log}")
     assert not leftovers, f"a lane's destroy left containers behind (deleted now): {leftovers}"
