@@ -1,7 +1,7 @@
 """Every Molecule scenario (molecule/*/molecule.yml) as one test, on real Incus containers.
 
 tests/molecule/runner.py runs them through the Molecule CLI, TPLABS_MOLECULE_JOBS lanes at
-a time (default 3), the longest first. Scenarios share a lane's containers one after
+a time (default 4), the longest first. Scenarios share a lane's containers one after
 another, each on a restored snapshot of them as created; a scenario marked
 `# tplabs-molecule: own-instances` (ssh) creates and destroys its own. Each run gets:
 
