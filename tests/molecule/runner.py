@@ -65,6 +65,10 @@ SNAPSHOT = "tplabs-fresh"
 # scenario leaves for its verify) goes.
 LANE_KEEPS = {"state.yml", "instance_config.yml"}
 READY_TIMEOUT = 120.0
+# What the scenarios leave on a host (the steps' timestamps, the async job files) and a
+# created container has not.
+LEFT_BY_SCENARIOS = ("/tmp/tplabs_async", "/root/.ansible_async")
+FRESH = f"import os, sys; sys.exit(3 if any(map(os.path.exists, {LEFT_BY_SCENARIOS!r})) else 0)"
 # Molecule runs in progress (process group -> Incus prefix), so an interrupted session
 # (Ctrl-C) can stop them and delete their containers.
 RUNNING: dict[int, str] = {}
@@ -298,9 +302,13 @@ class Lane:
                 return f"incus snapshot restore {name} {SNAPSHOT} failed: {err.strip()}"
         if error := self._start("Stopped"):
             return error
-        # As the lab role's create waits: until python3 runs in each container.
+        # As the lab role's create waits: until python3 runs in each container. The same
+        # command checks that the restore took away what the scenarios leave on the hosts
+        # (exit code 3; codes, not output, which `incus exec` may lose under load).
         for name in self.containers:
-            while incus("exec", name, "--", "python3", "-c", "pass").returncode != 0:
+            while (rc := incus("exec", name, "--", "python3", "-c", FRESH).returncode) != 0:
+                if rc == 3:
+                    return f"{name}: the restore left {' or '.join(LEFT_BY_SCENARIOS)}"
                 if time.monotonic() - start > READY_TIMEOUT:
                     return f"{name}: python3 did not run within {READY_TIMEOUT:.0f}s of the restore"
                 time.sleep(0.2)
