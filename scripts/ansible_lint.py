@@ -20,6 +20,14 @@ plugins found beside each of them (``library/``, ``*_plugins/``, ``module_utils/
 directory has such plugins is therefore checked in a run of its own directory's playbooks,
 so that no other playbook passes on them.
 
+The same goes for the playbooks an ``import_playbook`` names: before it lints a playbook it
+imports, ansible-lint asks ansible-compat's ``Runtime.has_playbook``, one
+``ansible-playbook --syntax-check`` each (30 runs in this repo, about 30 CPU-s). At the first
+such question this checks, in as few runs as `batches` allows, every playbook an
+``import_playbook`` names by path under the current directory; when those runs pass, each
+of them is answered "loads" at once. Any other, and all of them when a run fails, gets
+ansible-compat's own check.
+
     python scripts/ansible_lint.py [ansible-lint options]     (scripts/lint)
 
 Built on ansible-lint's ``Runner._map_syntax_check_workers`` (26.x, requirements.txt pins
@@ -31,6 +39,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -39,6 +48,10 @@ from pathlib import Path
 from typing import Any
 
 HOOK = "_map_syntax_check_workers"
+# `import_playbook: <path>` (with or without ansible.builtin.), quoted or not.
+IMPORT = re.compile(
+    r"^[ \t]*(?:-[ \t]+)?(?:ansible\.builtin\.)?import_playbook:[ \t]*[\"']?([^\"'\s#]+)", re.M
+)
 # The kinds ansible-lint syntax-checks (Runner._get_ansible_syntax_check_matches).
 CHECKED = ("playbook", "role")
 # What ansible-playbook takes from a playbook's directory for every playbook of the run.
@@ -82,6 +95,51 @@ def syntax_check_command(
     if extra_vars:
         cmd += ["--extra-vars", json.dumps(extra_vars)]
     return cmd
+
+
+def imported_playbooks(root: Path) -> list[Path]:
+    """Every existing playbook an ``import_playbook`` under root names by path (no
+    templated or collection names), outside hidden directories (.venv, .cache...)."""
+    found: set[Path] = set()
+    for path in sorted(root.rglob("*.y*ml")):
+        if any(part.startswith(".") for part in path.relative_to(root).parts[:-1]):
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        for name in IMPORT.findall(text):
+            target = (path.parent / name).resolve()
+            if "{{" not in name and target.is_file():
+                found.add(target)
+    return sorted(found)
+
+
+def runs_pass(playbooks: Sequence[Path], env: dict[str, str]) -> bool:
+    """``ansible-playbook --syntax-check`` of the playbooks, in `batches`: did all pass?"""
+    for run in batches(playbooks):
+        if not run:
+            continue
+        cmd = syntax_check_command(run, None, None)
+        if subprocess.run(cmd, capture_output=True, text=True, check=False, env=env).returncode:
+            return False
+    return True
+
+
+def batched_has_playbook(original: Callable[..., bool]) -> Callable[..., bool]:
+    """Runtime.has_playbook, answered at once for the imported playbooks checked together."""
+    loads: set[Path] | None = None
+
+    def has_playbook(self: Any, playbook: str, *, basedir: Path | None = None) -> bool:
+        nonlocal loads
+        if loads is None:
+            imported = imported_playbooks(Path.cwd())
+            loads = set(imported) if runs_pass(imported, dict(self.environ)) else set()
+        if (Path(basedir or ".") / playbook).resolve() in loads:
+            return True
+        return original(self, playbook, basedir=basedir)
+
+    return has_playbook
 
 
 def batch_passes(runner: Any, files: Sequence[Any]) -> bool:
@@ -145,10 +203,28 @@ def install(runner_class: Any = None) -> bool:
     return True
 
 
+def install_has_playbook(runtime_class: Any = None) -> bool:
+    """Batch ansible-compat's Runtime.has_playbook (or runtime_class's) in this process;
+    False if it has none."""
+    if runtime_class is None:
+        runtime_class = importlib.import_module("ansible_compat.runtime").Runtime
+    original = getattr(runtime_class, "has_playbook", None)
+    if original is None:
+        print(
+            "ansible_lint.py: this ansible-compat has no Runtime.has_playbook: "
+            "one syntax check per imported playbook",
+            file=sys.stderr,
+        )
+        return False
+    runtime_class.has_playbook = batched_has_playbook(original)
+    return True
+
+
 def main() -> None:
     from ansiblelint.__main__ import _run_cli_entrypoint
 
     install()
+    install_has_playbook()
     sys.argv[0] = "ansible-lint"
     _run_cli_entrypoint()
 

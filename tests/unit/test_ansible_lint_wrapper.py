@@ -171,3 +171,74 @@ def test_a_failed_run_of_several_stops_there(ansible_playbook, tmp_path):
     ansible_playbook.status.append(4)
     assert runner._map_syntax_check_workers(lambda f: ["seen"], files) == [["seen"], ["seen"]]
     assert len(ansible_playbook.calls) == 1 and runner.per_file == [files]
+
+
+def imports_tree(root: Path) -> None:
+    """site.yml imports two playbooks by path and one of a collection; a hidden copy is
+    ignored."""
+    (root / "plays").mkdir()
+    (root / ".venv").mkdir()
+    for name in ("a.yml", "b.yml", "c.yml"):
+        (root / "plays" / name).write_text("---\n- name: Play\n  hosts: all\n  tasks: []\n")
+    (root / "site.yml").write_text(
+        "---\n- name: A\n  ansible.builtin.import_playbook: plays/a.yml\n"
+        "- import_playbook: 'plays/b.yml'\n"
+        "- ansible.builtin.import_playbook: ns.coll.site\n"
+        '- ansible.builtin.import_playbook: "{{ which }}.yml"\n'
+    )
+    (root / ".venv" / "x.yml").write_text("- import_playbook: ../plays/c.yml\n")
+
+
+ENVIRON = {"ANSIBLE_COLLECTIONS_PATH": "/c"}
+
+
+class FakeRuntime:
+    """What the wrapper reads of ansible-compat's Runtime, and its own check."""
+
+    def __init__(self) -> None:
+        self.environ = dict(ENVIRON)
+        self.asked: list[str] = []
+
+    def has_playbook(self, playbook: str, *, basedir: Path | None = None) -> bool:
+        self.asked.append(playbook)
+        return False
+
+
+def test_imported_playbooks_are_found_by_path(tmp_path):
+    imports_tree(tmp_path)
+    assert wrapper.imported_playbooks(tmp_path) == [
+        (tmp_path / "plays" / "a.yml").resolve(),
+        (tmp_path / "plays" / "b.yml").resolve(),
+    ]
+
+
+def test_imported_playbooks_are_checked_in_one_run(ansible_playbook, tmp_path, monkeypatch):
+    imports_tree(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    runtime_class = type("Runtime", (FakeRuntime,), {})
+    assert wrapper.install_has_playbook(runtime_class) is True
+    runtime = runtime_class()
+    assert runtime.has_playbook(str(tmp_path / "plays" / "a.yml")) is True
+    assert runtime.has_playbook("plays/b.yml", basedir=tmp_path) is True
+    # Not imported by path (a collection's playbook): ansible-compat's own check.
+    assert runtime.has_playbook("/c/ansible_collections/ns/coll/playbooks/site.yml") is False
+    assert runtime.asked == ["/c/ansible_collections/ns/coll/playbooks/site.yml"]
+    assert len(ansible_playbook.calls) == 1
+    call = ansible_playbook.calls[0]
+    assert call["cmd"][3:] == [str(tmp_path / "plays" / f) for f in ("a.yml", "b.yml")]
+    assert call["env"] == ENVIRON
+
+
+def test_a_failed_run_leaves_each_imported_playbook_to_its_own_check(
+    ansible_playbook, tmp_path, monkeypatch
+):
+    imports_tree(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    runtime_class = type("Runtime", (FakeRuntime,), {})
+    wrapper.install_has_playbook(runtime_class)
+    runtime = runtime_class()
+    ansible_playbook.status.append(4)
+    assert runtime.has_playbook("plays/a.yml", basedir=tmp_path) is False
+    assert runtime.has_playbook("plays/b.yml", basedir=tmp_path) is False
+    assert runtime.asked == ["plays/a.yml", "plays/b.yml"]
+    assert len(ansible_playbook.calls) == 1
