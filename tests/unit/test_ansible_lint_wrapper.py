@@ -242,3 +242,10 @@ def test_a_failed_run_leaves_each_imported_playbook_to_its_own_check(
     assert runtime.has_playbook("plays/b.yml", basedir=tmp_path) is False
     assert runtime.asked == ["plays/a.yml", "plays/b.yml"]
     assert len(ansible_playbook.calls) == 1
+
+
+def test_an_ansible_compat_without_has_playbook_is_said_and_left_alone(capsys):
+    runtime_class = type("Runtime", (), {})
+    assert wrapper.install_has_playbook(runtime_class) is False
+    assert not hasattr(runtime_class, "has_playbook")
+    assert "no Runtime.has_playbook" in capsys.readouterr().err
