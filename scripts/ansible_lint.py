@@ -115,12 +115,19 @@ def imported_playbooks(root: Path) -> list[Path]:
     return sorted(found)
 
 
-def runs_pass(playbooks: Sequence[Path], env: dict[str, str]) -> bool:
-    """``ansible-playbook --syntax-check`` of the playbooks, in `batches`: did all pass?"""
-    for run in batches(playbooks):
-        if not run:
+def runs_pass(
+    playbooks: Sequence[Path],
+    env: dict[str, str],
+    roles_playbook: Path | None = None,
+    extra_vars: dict[str, Any] | None = None,
+) -> bool:
+    """``ansible-playbook --syntax-check`` of the playbooks in `batches` (the roles playbook
+    in the first, common, run): did every run pass?"""
+    for number, run in enumerate(batches(playbooks)):
+        with_roles = roles_playbook if number == 0 else None
+        if not run and with_roles is None:
             continue
-        cmd = syntax_check_command(run, None, None)
+        cmd = syntax_check_command(run, with_roles, extra_vars)
         if subprocess.run(cmd, capture_output=True, text=True, check=False, env=env).returncode:
             return False
     return True
@@ -145,7 +152,7 @@ def batched_has_playbook(original: Callable[..., bool]) -> Callable[..., bool]:
 def batch_passes(runner: Any, files: Sequence[Any]) -> bool:
     """``ansible-playbook --syntax-check`` over every playbook and role, in as few runs as
     `batches` allows (the roles in the common one): did every run pass?"""
-    runs = batches([f.path for f in files if f.kind == "playbook"])
+    playbooks = [f.path for f in files if f.kind == "playbook"]
     roles = [f.path for f in files if f.kind == "role"]
     # ansible-lint's environment for its own check (ansiblelint/runner.py).
     env = runner.app.runtime.environ.copy()
@@ -156,15 +163,7 @@ def batch_passes(runner: Any, files: Sequence[Any]) -> bool:
         if roles:
             roles_playbook = Path(tmp, "roles.yml")
             roles_playbook.write_text("---" + "".join(role_play(path) for path in roles))
-        for number, playbooks in enumerate(runs):
-            with_roles = roles_playbook if number == 0 else None
-            if not playbooks and with_roles is None:
-                continue
-            cmd = syntax_check_command(playbooks, with_roles, runner.app.options.extra_vars)
-            done = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
-            if done.returncode != 0:
-                return False
-    return True
+        return runs_pass(playbooks, env, roles_playbook, runner.app.options.extra_vars)
 
 
 def batched(original: Callable[..., list[Any]]) -> Callable[..., list[Any]]:
