@@ -12,15 +12,20 @@ from tests.helpers import VENV_BIN
 IMAGE = os.environ.get("MOLECULE_LAB_IMAGE") or "tplabs/debian-bookworm"
 
 
-def incus_instances() -> list[str]:
+def incus_statuses(prefix: str = "") -> dict[str, str]:
+    """Status (Running, Stopped, Frozen...) of each instance whose name starts with prefix."""
     proc = subprocess.run(
-        ["incus", "list", "--format", "json"],
+        ["incus", "list", *([prefix] if prefix else []), "--format", "json"],
         capture_output=True,
         text=True,
         timeout=60,
         check=True,
     )
-    return [inst["name"] for inst in json.loads(proc.stdout)]
+    return {inst["name"]: inst["status"] for inst in json.loads(proc.stdout)}
+
+
+def incus_instances() -> list[str]:
+    return list(incus_statuses())
 
 
 def incus_problem() -> str | None:

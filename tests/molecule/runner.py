@@ -25,7 +25,6 @@ own environment.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import secrets
@@ -43,7 +42,7 @@ from typing import TextIO
 import yaml
 
 from tests.helpers import REPO, VENV_BIN, ansible_env
-from tests.molecule.incus import incus_instances
+from tests.molecule.incus import incus_instances, incus_statuses
 
 SCENARIOS = sorted(p.parent.name for p in REPO.glob("molecule/*/molecule.yml"))
 SERIAL_MARK = "# tplabs-molecule: serial"
@@ -263,13 +262,9 @@ class Lane:
         self._say(f"snapshot {SNAPSHOT} of {' '.join(self.containers)}")
         return ""
 
-    def _statuses(self) -> dict[str, str]:
-        listed = incus("list", f"{self.prefix}-", "--format", "json")
-        return {c["name"]: c["status"] for c in json.loads(listed.stdout or "[]")}
-
     def _start(self, status: str) -> str:
         """Start (or thaw) the lane's containers in that status: '' or what went wrong."""
-        for name, now in self._statuses().items():
+        for name, now in incus_statuses(f"{self.prefix}-").items():
             if now == status and (started := incus("start", name)).returncode != 0:
                 return f"incus start {name} ({status}) failed: {started.stderr.strip()}"
         return ""
