@@ -11,6 +11,7 @@ place in ``jobs`` and the value, never a traceback.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -61,7 +62,7 @@ def seconds(name: str, value: Any, default: float | None) -> float | None:
         raise AnsibleActionFail(
             f"{name} must be a number of seconds, got {value!r} ({type_name(value)})"
         ) from None
-    if number != number or number < 0 or number == float("inf"):
+    if math.isnan(number) or number < 0 or math.isinf(number):
         raise AnsibleActionFail(f"{name} must be a finite number of seconds >= 0, got {value!r}")
     return number
 
@@ -78,7 +79,7 @@ def count(name: str, value: Any, default: int) -> int:
         number = float(value)
     except ValueError:
         raise AnsibleActionFail(f"{name} must be a whole number >= 0, got {value!r}") from None
-    if number != number or number < 0 or number != int(number):
+    if math.isnan(number) or math.isinf(number) or number < 0 or number != int(number):
         raise AnsibleActionFail(f"{name} must be a whole number >= 0, got {value!r}")
     return int(number)
 

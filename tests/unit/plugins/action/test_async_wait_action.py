@@ -145,6 +145,24 @@ def test_bad_jobs_fail_before_touching_the_host(make_action, jobs: Any, message:
             id="list-window",
         ),
         pytest.param("poll_interval", 0, r"poll_interval must be > 0", id="zero-interval"),
+        pytest.param(
+            "timeout",
+            "nan",
+            r"timeout must be a finite number of seconds >= 0, got 'nan'",
+            id="nan-timeout",
+        ),
+        pytest.param(
+            "max_connection_failures",
+            "inf",
+            r"max_connection_failures must be a whole number >= 0, got 'inf'",
+            id="infinite-count",
+        ),
+        pytest.param(
+            "max_connection_failures",
+            "nan",
+            r"max_connection_failures must be a whole number >= 0, got 'nan'",
+            id="nan-count",
+        ),
     ],
 )
 def test_bad_seconds_are_named(make_action, option: str, value: Any, message: str) -> None:
