@@ -258,7 +258,7 @@ def run_once(workdir: Path, hosts: int, durations: list[int], method: str, forks
     )
     sampler = RssSampler(proc.pid)
     sampler.start()
-    output, _ = proc.communicate(timeout=3600)
+    output, _unused = proc.communicate(timeout=3600)
     sampler.done.set()
     sampler.join()
     if proc.returncode != 0 or not times.exists():
@@ -365,7 +365,7 @@ def report_scale(results: dict, sizes: list[int]) -> tuple[list[str], list[str]]
     methods = [m for m in SCALE_METHODS if any(("scale", h, m) in results for h in sizes)]
     rows = [
         "| hosts | " + " | ".join(LABELS[m] for m in methods) + " | load (1 min) |",
-        "| ---: | " + " | ".join("---:" for _ in methods) + " | ---: |",
+        "| ---: | " + " | ".join("---:" for _unused in methods) + " | ---: |",
     ]
     for hosts in sizes:
         cells = [results.get(("scale", hosts, m)) for m in methods]
@@ -426,7 +426,7 @@ def plot(results: dict, sizes: list[int], path: Path) -> None:
             if ("scale", h, method) in results
         ]
         if points:
-            xs, ys = [h for h, _ in points], [w for _, w in points]
+            xs, ys = [h for h, _unused in points], [w for _unused, w in points]
             axes.plot(xs, ys, marker="o", label=LABELS[method])
     axes.set_xlabel(f"hosts (local connection, forks {SCALE_FORKS}, 3 jobs of 1, 3, 5 s each)")
     axes.set_ylabel("wall time of the play (s, median)")

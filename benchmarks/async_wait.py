@@ -204,7 +204,9 @@ def incus_works() -> bool:
     if not shutil.which("incus"):
         return False
     try:
-        ok = subprocess.run(["incus", "image", "info", IMAGE], capture_output=True, timeout=30)
+        ok = subprocess.run(
+            ["incus", "image", "info", IMAGE], capture_output=True, timeout=30, check=False
+        )
     except (OSError, subprocess.TimeoutExpired):
         return False
     return ok.returncode == 0
@@ -229,7 +231,9 @@ class IncusHosts:
         deadline = time.monotonic() + 120
         for name in self.names:
             while subprocess.run(
-                ["incus", "exec", name, "--", "python3", "-c", "1"], capture_output=True
+                ["incus", "exec", name, "--", "python3", "-c", "1"],
+                capture_output=True,
+                check=False,
             ).returncode:
                 if time.monotonic() > deadline:
                     self.__exit__()
@@ -239,7 +243,7 @@ class IncusHosts:
 
     def __exit__(self, *exc: object) -> None:
         for name in self.names:
-            subprocess.run(["incus", "delete", "-f", name], capture_output=True)
+            subprocess.run(["incus", "delete", "-f", name], capture_output=True, check=False)
 
     def inventory(self, path: Path) -> None:
         lines = ["all:", "  children:", "    bench:", "      hosts:"]
@@ -271,6 +275,7 @@ def run_once(
         text=True,
         cwd=REPO,
         timeout=1800,
+        check=False,
     )
     wall = time.monotonic() - start
     if proc.returncode != 0 or not counts.exists():

@@ -142,7 +142,7 @@ def table(processes: list[Process], top: int) -> str:
             f"{name:<26} {seconds:9.1f} {seconds / total:6.1%} {count[name]:9d} "
             f"{seconds / count[name]:10.3f}"
         )
-    rest = spent - sum(seconds for _, seconds in cpu.most_common(top))
+    rest = spent - sum(seconds for _unused, seconds in cpu.most_common(top))
     lines.append(f"{'(the rest)':<26} {rest:9.1f} {rest / total:6.1%}")
     lines.append(f"{'total':<26} {spent:9.1f} {'':6} {sum(count.values()):9d}")
     return "\n".join(lines)
@@ -177,7 +177,7 @@ def run(command: list[str], keep: Path | None) -> tuple[int, bytes]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--keep", type=Path, help="write the accounting records here")
     parser.add_argument("--read", type=Path, help="sort the records of FILE, run nothing")
     parser.add_argument("--top", type=int, default=15, help="kinds shown (default 15)")

@@ -185,7 +185,11 @@ def find_sshd() -> tuple[str, str, dict[str, str]]:
         debs.mkdir(parents=True, exist_ok=True)
         print(f"no sshd here: unpacking {', '.join(PACKAGES)} under {root} (nothing installed)")
         done = subprocess.run(
-            ["apt-get", "download", *PACKAGES], cwd=debs, capture_output=True, text=True
+            ["apt-get", "download", *PACKAGES],
+            cwd=debs,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if done.returncode != 0:
             raise SystemExit(f"apt-get download {' '.join(PACKAGES)} failed: {done.stderr.strip()}")
@@ -547,7 +551,7 @@ def main() -> int:
                 mitogen = ["sync+mitogen"] if args.mitogen and transport != "local" else []
                 variants = methods + mitogen
                 runs: dict[str, list[Result]] = {m: [] for m in variants}
-                for _ in range(args.repeat):
+                for _unused in range(args.repeat):
                     for method in variants:
                         runs[method].append(run_once(workdir, hosts, transport, method, args, sshd))
                 sync_wall = {"": median(runs["sync"], "wall")}

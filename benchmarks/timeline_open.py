@@ -179,16 +179,20 @@ def main() -> int:
             pages[name].write_text(text.replace("</body>", PROBE + "</body>"))
             size = len(text.encode())
             print(f"{name}: {size} bytes, {size / host_tasks:.1f} bytes per host-task")
-        blank_walls = [screenshot_seconds(blank, scratch / "b.png") for _ in range(args.repeat)]
-        blanks = [open_ms(blank) for _ in range(args.repeat)]
+        blank_walls = [
+            screenshot_seconds(blank, scratch / "b.png") for _unused in range(args.repeat)
+        ]
+        blanks = [open_ms(blank) for _unused in range(args.repeat)]
         blank_ms = statistics.median(blanks)
         print(
             f"text page: opens in {blank_ms:.0f} ms (in-page, median; min {min(blanks):.0f}), "
             f"screenshot {statistics.median(blank_walls):.2f} s"
         )
         for name, page in pages.items():
-            inside = [open_ms(page) for _ in range(args.repeat)]
-            walls = [screenshot_seconds(page, scratch / f"{name}.png") for _ in range(args.repeat)]
+            inside = [open_ms(page) for _unused in range(args.repeat)]
+            walls = [
+                screenshot_seconds(page, scratch / f"{name}.png") for _unused in range(args.repeat)
+            ]
             extra = statistics.median(walls) - statistics.median(blank_walls)
             print(
                 f"{name}: opens in {statistics.median(inside):.0f} ms (in-page, median of "

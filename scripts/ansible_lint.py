@@ -174,7 +174,7 @@ def batched(original: Callable[..., list[Any]]) -> Callable[..., list[Any]]:
     ) -> list[Any]:
         checked = [f for f in files if f.kind in CHECKED]
         if not checked or batch_passes(self, checked):
-            return [[] for _ in files]
+            return [[] for _unused in files]
         print(
             "ansible_lint.py: the syntax check of the files in batched runs failed; "
             "ansible-lint checks each file to say where",

@@ -220,7 +220,7 @@ class ActionModule(ActionBase):
     sleep = staticmethod(time.sleep)
 
     def _check_args(self) -> Launch:
-        _, args = self.validate_argument_spec(argument_spec=self.ARGUMENT_SPEC)
+        _unused, args = self.validate_argument_spec(argument_spec=self.ARGUMENT_SPEC)
         jobs = check_jobs(args["jobs"])
         limit = number("async", args["async"], 0, strict=True)
         slots = (

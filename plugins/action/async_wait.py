@@ -41,7 +41,7 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         del tmp
-        _, args = self.validate_argument_spec(argument_spec=self.ARGUMENT_SPEC)
+        _unused, args = self.validate_argument_spec(argument_spec=self.ARGUMENT_SPEC)
         options = WaitOptions.from_args(args)
         entries = collect_jobs(args["jobs"])  # every input checked before the host is touched
         waiter = JobWaiter(self, task_vars, options, entries, clock=self.clock, sleep=self.sleep)

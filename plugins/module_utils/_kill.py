@@ -213,7 +213,7 @@ class Killer:
 
     def after_kill(self, jid, procs, before, left, errors) -> dict:
         if left:
-            why = "; ".join(sorted({text for _, text in errors})) or (
+            why = "; ".join(sorted({text for _unused, text in errors})) or (
                 "still running after SIGTERM and SIGKILL"
             )
             entry = self.base(jid, before)

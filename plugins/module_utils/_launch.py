@@ -139,14 +139,14 @@ class LineReader:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
-            ready, _, _ = select.select([self.fd], [], [], remaining)
+            ready, _unused, _unused = select.select([self.fd], [], [], remaining)
             if not ready:
                 return None
             chunk = os.read(self.fd, READ_CHUNK)
             if not chunk:
                 self.eof = True
             self.buffer += chunk
-        line, _, self.buffer = self.buffer.partition(b"\n")
+        line, _unused, self.buffer = self.buffer.partition(b"\n")
         try:
             message = json.loads(line.decode("utf-8", "replace"))
         except ValueError:

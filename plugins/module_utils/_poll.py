@@ -27,7 +27,7 @@ def wrapper_processes(prefixes, proc: str = "/proc") -> dict | None:
     table = _proc.scan(proc)
     if table is None:
         return None
-    return {p: sorted(x.pid for x, _ in table.wrappers.get(p, [])) for p in prefixes}
+    return {p: sorted(x.pid for x, _unused in table.wrappers.get(p, [])) for p in prefixes}
 
 
 def expand_dir(path: str) -> str:
@@ -302,7 +302,7 @@ class Poller(Killer):
             table = self.table(fresh=True)
             for jid, before in suspects:
                 before = before or _job.JobFile("", "missing")
-                entry, _ = self.safely(jid, table, before)
+                entry, _unused = self.safely(jid, table, before)
                 self.record(jid, entry)
 
     def safely(self, jid: str, table, before) -> tuple:
@@ -365,7 +365,7 @@ class Poller(Killer):
         entry, suspect = self.safely(jid, self.table(fresh=True), None)
         if suspect:
             before = self.files.get(jid) or _job.JobFile("", "missing")
-            entry, _ = self.safely(jid, self.table(fresh=True), before)
+            entry, _unused = self.safely(jid, self.table(fresh=True), before)
         entry["msg"] = f"{note}: {entry.get('msg') or entry['state']}"
         return entry
 

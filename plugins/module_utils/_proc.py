@@ -230,7 +230,7 @@ def scan(proc: str = "/proc") -> ProcTable | None:
         try:
             raw, uid = _read(os.path.join(base, "stat"), 4096)
             state, ppid, pgid, sid, starttime = parse_stat(raw)
-            cmdline, _ = _read(os.path.join(base, "cmdline"), CMDLINE_MAX)
+            cmdline, _unused = _read(os.path.join(base, "cmdline"), CMDLINE_MAX)
         except (OSError, ValueError, IndexError):
             continue  # gone while we read, or unreadable: not a process we can judge
         argv = tuple(os.fsdecode(a) for a in cmdline.split(b"\0")[:-1]) if cmdline else ()
@@ -307,7 +307,7 @@ def core_job(table: ProcTable, jid: str, owner: int | None, written_at: float | 
     found = JobProcs()
     prefix = _job.jid_prefix(jid)
     looks = table.wrappers.get(prefix, [])
-    found.ignored = sorted(p.pid for p, _ in looks if table.uid_of(p) != owner)
+    found.ignored = sorted(p.pid for p, _unused in looks if table.uid_of(p) != owner)
     mine = [(p, a) for p, a in looks if table.uid_of(p) == owner]
     if not mine:
         if found.ignored:
@@ -317,10 +317,10 @@ def core_job(table: ProcTable, jid: str, owner: int | None, written_at: float | 
             )
         return found
     found.alive = True
-    found.candidates = sorted(p.pid for p, _ in mine)
+    found.candidates = sorted(p.pid for p, _unused in mine)
     problems = []
     late = []
-    for proc, _ in mine:
+    for proc, _unused in mine:
         start = table.started_at(proc)
         if start is None or written_at is None or start > written_at + START_SLACK:
             late.append(proc.pid)
@@ -329,19 +329,19 @@ def core_job(table: ProcTable, jid: str, owner: int | None, written_at: float | 
             f"process(es) {late} started after the job file was written "
             "(a clock step, a restored snapshot or a copied file?)"
         )
-    sids = sorted({p.sid for p, _ in mine})
+    sids = sorted({p.sid for p, _unused in mine})
     if len(sids) > 1:
         problems.append(f"the look-alike processes are in {len(sids)} sessions {sids}")
     else:
-        why = _own_session(table, sids[0], {p.pid for p, _ in mine})
+        why = _own_session(table, sids[0], {p.pid for p, _unused in mine})
         if why:
             problems.append(why)
     if problems:
         found.reason = "; ".join(problems)
         return found
-    _collect(table, [p for p, _ in mine], sids[0], found)
+    _collect(table, [p for p, _unused in mine], sids[0], found)
     found.certain = True
-    found.tmpdirs = sorted({d for d in (_launch_tmpdir(a) for _, a in mine) if d})
+    found.tmpdirs = sorted({d for d in (_launch_tmpdir(a) for _unused, a in mine) if d})
     return found
 
 

@@ -168,9 +168,9 @@ import time  # noqa: E402
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 from ansible_collections.tplabs.async_tasks.plugins.module_utils import _job, _poll  # noqa: E402
-from ansible_collections.tplabs.async_tasks.plugins.module_utils._poll import (  # noqa: E402, F401
+from ansible_collections.tplabs.async_tasks.plugins.module_utils._poll import (  # noqa: E402, F401  # pylint: disable=unused-import
     Poller,
-    wrapper_processes,
+    wrapper_processes,  # kept importable from this module for its callers
 )
 
 ARGUMENT_SPEC = {

@@ -289,8 +289,8 @@ class Svg:
         )
         if lane.jobs:
             self.out.append(f'<text x="12" y="{y + PAD + TASK_H + 12}" fill="#546e7a">jobs</text>')
-        for bar in lane.bars:
-            self.task_bar(lane, bar, y + PAD)
+        for task_span in lane.bars:
+            self.task_bar(lane, task_span, y + PAD)
         if self.folded:
             self.job_summary(lane, y + PAD + TASK_H + GAP)
         else:
@@ -298,15 +298,15 @@ class Svg:
                 self.job_bar(lane.key, job, y + PAD + TASK_H + GAP + row * (JOB_H + GAP))
         self.out.append("</g>")
 
-    def task_bar(self, lane: Lane, bar: dict[str, Any], ty: int) -> None:
-        task, entry = bar["task"], bar["entry"]
+    def task_bar(self, lane: Lane, task_span: dict[str, Any], ty: int) -> None:
+        task, entry = task_span["task"], task_span["entry"]
         bx = self.x(entry["start"])
         bw = max(1.5, self.x(entry["end"]) - bx)
         colour = TASK_COLOURS.get(entry["status"], "#9e9e9e")
         opacity = ' fill-opacity="0.45"' if task["kind"] == "wait" else ""
         kind = {"launch": ", async launch", "wait": ", wait"}.get(task["kind"], "")
         if self.folded:
-            who = f"{lane.key}: {task['name']} on {bar['count']} hosts, at most {entry['at_once']} at once"
+            who = f"{lane.key}: {task['name']} on {task_span['count']} hosts, at most {entry['at_once']} at once"
         else:
             who = f"{lane.key}: {task['name']} ({entry['status']}{kind})"
         tip = (

@@ -50,7 +50,7 @@ PER_TEST = 5.0
 
 def unit_of(nodeid: str) -> str:
     """The unit of work of a test: its file, or its file's lane."""
-    path, _, rest = nodeid.partition("::")
+    path, _unused, rest = nodeid.partition("::")
     name = rest.split("[", 1)[0]
     for lane, names in LANES.get(path, {}).items():
         if name in names:

@@ -294,7 +294,7 @@ def test_async_wait_reads_a_queued_job_as_queued(tmp_path: Path, async_dir: Path
 
 
 def launch_sleepers(async_dir: Path, count: int, slots: int) -> dict:
-    args = {"jobs": [{"argv": ["sleep", "300"]} for _ in range(count)], "max_parallel": slots}
+    args = {"jobs": [{"argv": ["sleep", "300"]} for _unused in range(count)], "max_parallel": slots}
     result, host = adhoc(LAUNCH, args, "-e", f"ansible_async_dir={async_dir}")
     assert result.rc == 0, result.output[-3000:]
     return host

@@ -123,10 +123,10 @@ def test_verbose_shows_progress_and_adhoc_works() -> None:
 
 def test_cleanup_false_keeps_the_job_file_for_async_status() -> None:
     jid = launch("true")
-    result, _ = adhoc("-m", "tplabs.async_tasks.async_wait", "-a", f"jid={jid} cleanup=false")
+    result, _unused = adhoc("-m", "tplabs.async_tasks.async_wait", "-a", f"jid={jid} cleanup=false")
     assert result.rc == 0, result.output
     assert (ASYNC_DIR / jid).exists()
-    result, _ = adhoc("-m", "ansible.builtin.async_status", "-a", f"jid={jid} mode=cleanup")
+    result, _unused = adhoc("-m", "ansible.builtin.async_status", "-a", f"jid={jid} mode=cleanup")
     assert result.rc == 0 and not (ASYNC_DIR / jid).exists()
 
 
@@ -198,7 +198,7 @@ def test_timeout_names_each_unfinished_job_and_how_long_it_ran() -> None:
         assert (ASYNC_DIR / long_job["jid"]).exists()  # a running job keeps its file
     finally:
         # Stop the job with async_wait itself: timeout 0 reads once, then kills.
-        _, stopped = adhoc(
+        _unused, stopped = adhoc(
             "-m",
             "tplabs.async_tasks.async_wait",
             "-a",

@@ -202,5 +202,6 @@ def test_the_build_would_not_install_the_development_tools(context: tuple, insta
     pip = (out / "requirements.txt").read_text() if (out / "requirements.txt").exists() else ""
     assert not re.search(r"molecule|pytest|ruff|nox", pip), pip
     assert (out / "bindep.txt").read_text().splitlines() == [
-        line.split("  #")[0] + "  # from collection tplabs.async_tasks" for line in SYSTEM
+        line.split("  #", maxsplit=1)[0] + "  # from collection tplabs.async_tasks"
+        for line in SYSTEM
     ]

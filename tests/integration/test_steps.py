@@ -55,7 +55,7 @@ def intervals(directory: Path, pattern: str) -> dict[str, list[tuple[float, floa
 
 def spread(spans: list[tuple[float, float]]) -> float:
     """Seconds between the first and the last start."""
-    starts = [start for start, _ in spans]
+    starts = [start for start, _unused in spans]
     return max(starts) - min(starts)
 
 
@@ -115,7 +115,7 @@ def test_step1_fire_and_forget(step1):
 
 
 def test_step2_reads_step1_jobs(step1, tmp_path):
-    base, jobs_file, _ = step1
+    base, jobs_file, _unused = step1
     log = tmp_path / "states.log"
     for source in ("controller", "fact"):
         result = playbook(
@@ -398,8 +398,8 @@ def test_step9_time_gained_with_time_saved(tmp_path):
     )
     ok(result)
     groups = intervals(tmp_path / "host1", "*.interval")
-    sync_wall = max(e for _, e in groups["sync"]) - min(s for s, _ in groups["sync"])
-    async_wall = max(e for _, e in groups["async"]) - min(s for s, _ in groups["async"])
+    sync_wall = max(e for _unused, e in groups["sync"]) - min(s for s, _unused in groups["sync"])
+    async_wall = max(e for _unused, e in groups["async"]) - min(s for s, _unused in groups["async"])
     assert sync_wall >= 18
     assert async_wall < sync_wall
     plays = {p["name"]: p for p in json.loads(report.read_text())["plays"]}

@@ -68,7 +68,7 @@ class _Lanes(HTMLParser):
 
 def test_sequential_run_saves_nothing(tmp_path: Path) -> None:
     """The 3 x JOB_SECONDS work synchronously with forks 1: one host at a time, no gain."""
-    _, report = timed("sync", tmp_path, "--forks", "1")
+    _unused, report = timed("sync", tmp_path, "--forks", "1")
     assert report["wall"] >= 3 * JOB_SECONDS  # three jobs, one after another
     # forks 1: a start proves the previous host ended, however late ansible reports it
     assert one_task(report, "Run the job")["max_concurrent_hosts"] == 1
@@ -121,7 +121,7 @@ def test_async_wait_run(tmp_path: Path) -> None:
 def test_async_status_waits_and_html_timeline(tmp_path: Path) -> None:
     """The lab's own pattern (async_status until finished); the timeline has a lane per host."""
     timeline, trace = tmp_path / "timeline.html", tmp_path / "trace.json"
-    _, parallel = timed(
+    _unused, parallel = timed(
         "async",
         tmp_path,
         ANSIBLE_CALLBACK_TIME_SAVED_OUTPUT_TIMELINE=str(timeline),
@@ -145,7 +145,7 @@ def test_async_status_waits_and_html_timeline(tmp_path: Path) -> None:
 
 
 def test_throttle_with_poll_runs_two_at_once(tmp_path: Path) -> None:
-    _, report = timed("throttle_poll", tmp_path)
+    _unused, report = timed("throttle_poll", tmp_path)
     task = one_task(report, "Run the job with async and poll")
     assert task["max_concurrent_hosts"] == 2
     # never more than throttle; as many as the jobs' own runs overlap (2 unless, under load,
@@ -157,7 +157,9 @@ def test_throttle_with_poll_runs_two_at_once(tmp_path: Path) -> None:
 
 def test_throttle_with_poll_0_launches_two_but_runs_three_jobs(tmp_path: Path) -> None:
     svg = tmp_path / "timeline.svg"
-    _, report = timed("throttle_bg", tmp_path, ANSIBLE_CALLBACK_TIME_SAVED_OUTPUT_TIMELINE=str(svg))
+    _unused, report = timed(
+        "throttle_bg", tmp_path, ANSIBLE_CALLBACK_TIME_SAVED_OUTPUT_TIMELINE=str(svg)
+    )
     task = one_task(report, "Launch the job in the background")
     assert task["max_concurrent_hosts"] == 2  # throttle paced the launches
     # the jobs ran as many at once as their own runs say: 3 unless the controller took

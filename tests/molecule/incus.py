@@ -33,13 +33,15 @@ def incus_problem() -> str | None:
     if shutil.which("incus") is None:
         return "the incus command is missing: run `make incus` (scripts/incus-setup.sh) as root"
     try:
-        info = subprocess.run(["incus", "info"], capture_output=True, text=True, timeout=20)
+        info = subprocess.run(
+            ["incus", "info"], capture_output=True, text=True, timeout=20, check=False
+        )
     except subprocess.TimeoutExpired:
         return "incusd does not answer (incus info timed out): run `make incus`"
     if info.returncode != 0:
         return f"incusd does not answer ({info.stderr.strip()}): run `make incus`"
     image = subprocess.run(
-        ["incus", "image", "info", IMAGE], capture_output=True, text=True, timeout=30
+        ["incus", "image", "info", IMAGE], capture_output=True, text=True, timeout=30, check=False
     )
     if image.returncode != 0:
         return f"Incus image {IMAGE} is missing: run `make incus` to build it"

@@ -155,7 +155,7 @@ def stream_timed(
             for line in proc.stdout:
                 out.write(f"[{time.monotonic() - start:7.1f}s] {line}")
             # wait4, not proc.wait(): the rusage of the whole tree Molecule reaped.
-            _, status, usage = os.wait4(proc.pid, 0)
+            _unused, status, usage = os.wait4(proc.pid, 0)
             proc.returncode = rc = os.waitstatus_to_exitcode(status)
             cpu = usage.ru_utime + usage.ru_stime
         finally:
@@ -292,7 +292,7 @@ class Lane:
             for name in self.containers
         ]
         for name, proc in zip(self.containers, restores, strict=True):
-            _, err = proc.communicate(timeout=READY_TIMEOUT)
+            _unused, err = proc.communicate(timeout=READY_TIMEOUT)
             if proc.returncode != 0:
                 return f"incus snapshot restore {name} {SNAPSHOT} failed: {err.strip()}"
         if error := self._start("Stopped"):

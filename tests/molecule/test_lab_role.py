@@ -94,7 +94,7 @@ def test_missing_image_says_how_to_get_one(names: list[str]) -> None:
 
 def free_port_block(count: int) -> int:
     """A base port with `count` free ports after it on 127.0.0.1 (checked, not reserved)."""
-    for _ in range(50):
+    for _unused in range(50):
         base = random.randint(20000, 60000)
         try:
             for port in range(base, base + count):
@@ -198,7 +198,9 @@ def test_ssh_transport(names: list[str], tmp_path: Path) -> None:
     (ssh_dir / "known_hosts").write_text(
         "".join(f"{k.split()[0]} {known[-1].split(None, 1)[1]}\n" for k in known[:1])
     )
-    run, _ = playbook_json(tmp_path / "play.yml", "-i", str(inventory), "--limit", "host1", env=env)
+    run, _unused = playbook_json(
+        tmp_path / "play.yml", "-i", str(inventory), "--limit", "host1", env=env
+    )
     assert run.rc == 4, run.output
     assert (
         "Host key verification failed" in run.output

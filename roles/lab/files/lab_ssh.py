@@ -99,7 +99,7 @@ def ensure_proxy(incus: list[str], host: Host, address: str) -> None:
         return
     tries = PICK_TRIES if host.port == 0 else 1
     error = ""
-    for _ in range(tries):
+    for _unused in range(tries):
         port = host.port or free_port(address)
         added = run(
             [

@@ -12,7 +12,7 @@ def main():
     module.warn("parity warning from an async job")
     module.deprecate(
         "parity deprecation from an async job",
-        version="9.9.9",
+        version="99.0.0",
         collection_name="tplabs.async_tasks",
     )
     module.exit_json(changed=False)

@@ -315,7 +315,7 @@ def test_a_failed_launch_is_a_failed_result_with_the_hosts_reason(make_action) -
         "failed": True,
         "msg": "async_launch: cannot start the jobs: [Errno 13] Permission denied",
     }
-    result, _ = run(make_action, {"jobs": [{"cmd": "a"}]}, reply=reply)
+    result, _unused = run(make_action, {"jobs": [{"cmd": "a"}]}, reply=reply)
     assert result["failed"] is True
     assert result["msg"] == reply["msg"]
     assert "jobs" not in result
@@ -328,7 +328,7 @@ def test_a_launch_that_gave_no_json_says_the_jobs_state_is_unknown(make_action) 
         "module_stdout": "",
         "module_stderr": "Error: Instance is not running",
     }
-    result, _ = run(make_action, {"jobs": [{"cmd": "a"}], "wait": True}, reply=reply)
+    result, _unused = run(make_action, {"jobs": [{"cmd": "a"}], "wait": True}, reply=reply)
     assert result["failed"] is True
     assert result["msg"].startswith("the launch gave no result (the host or its connection")
     assert "whether the jobs started is unknown" in result["msg"]
@@ -406,7 +406,7 @@ class WaitingHost(FakeHost):
 
 def wait_run(make_action, monkeypatch, args: dict, polled, polls=(), launch_seconds=2.0):
     clock = FakeClock()
-    action, _ = make_action(args)
+    action, _unused = make_action(args)
     host = WaitingHost(clock, polled, list(polls), launch_seconds)
     monkeypatch.setattr(action, "_execute_module", host)
     monkeypatch.setattr(action, "clock", clock)

@@ -178,7 +178,7 @@ def test_seconds_accepts_numeric_strings() -> None:
 
 
 def test_bad_on_timeout_choice_is_rejected(make_action) -> None:
-    action, _ = make_action({"jobs": J1, "on_timeout": "explode"}, [])
+    action, _unused = make_action({"jobs": J1, "on_timeout": "explode"}, [])
     with pytest.raises(Exception, match="on_timeout"):
         action.run(task_vars={})
 
@@ -271,7 +271,7 @@ def test_waits_with_one_round_trip_per_poll_for_all_jobs(make_action, clock) -> 
 
 def test_first_start_time_seen_is_kept_for_elapsed(make_action) -> None:
     script = [[running(J1, started_at=10.0)], [done(J1, started_at=None, ended_at=14.5)]]
-    action, _ = make_action({"jobs": J1}, script)
+    action, _unused = make_action({"jobs": J1}, script)
     result = action.run(task_vars={})
     assert result["jobs"][0]["elapsed"] == 4.5
 
@@ -288,7 +288,7 @@ def test_ended_ago_counts_host_time_then_controller_time(make_action) -> None:
         ],
     }
     second = {"now": 512.0, "jobs": [done(J2, started_at=490.0, ended_at=511.0)]}
-    action, _ = make_action({"jobs": [J1, J2, J3]}, [(2.0, first), (1.5, second)])
+    action, _unused = make_action({"jobs": [J1, J2, J3]}, [(2.0, first), (1.5, second)])
     result = action.run(task_vars={})
     # J1: 2.5 s on the host before the first reply, then 1.5 s (the second poll) on the controller.
     # J3: a wait started after the job's end counts the time before it too (70 s + 1.5 s).
@@ -296,20 +296,20 @@ def test_ended_ago_counts_host_time_then_controller_time(make_action) -> None:
 
 
 def test_ended_ago_is_null_when_the_host_clock_is_unknown(make_action) -> None:
-    action, _ = make_action({"jobs": [J1]}, [[done(J1)]])
+    action, _unused = make_action({"jobs": [J1]}, [[done(J1)]])
     assert action.run(task_vars={})["jobs"][0]["ended_ago"] is None
 
 
 def test_elapsed_falls_back_to_the_modules_delta(make_action) -> None:
     view = done(J1, started_at=None)
     view["result"]["delta"] = "0:00:02.500000"
-    action, _ = make_action({"jobs": J1}, [[view]])
+    action, _unused = make_action({"jobs": J1}, [[view]])
     assert action.run(task_vars={})["jobs"][0]["elapsed"] == 2.5
 
 
 def test_a_failed_job_fails_the_task_and_is_named(make_action) -> None:
     loop = {"results": [launch(J1, "sleep 3"), launch(J2, "exit 3")]}
-    action, _ = make_action({"jobs": loop}, [[done(J1), done(J2, rc=3)]])
+    action, _unused = make_action({"jobs": loop}, [[done(J1), done(J2, rc=3)]])
     result = action.run(task_vars={})
     assert result["failed"] is True
     assert result["msg"] == "1 of 2 job(s) failed: j222.2 (item exit 3): rc=3: non-zero return code"
@@ -319,7 +319,7 @@ def test_a_failed_job_fails_the_task_and_is_named(make_action) -> None:
 
 
 def test_fail_on_job_failure_false_reports_without_failing(make_action) -> None:
-    action, _ = make_action({"jobs": [J1], "fail_on_job_failure": False}, [[done(J1, rc=2)]])
+    action, _unused = make_action({"jobs": [J1], "fail_on_job_failure": False}, [[done(J1, rc=2)]])
     result = action.run(task_vars={})
     assert result["failed"] is False
     assert result["jobs"][0]["failed"] is True
@@ -383,7 +383,7 @@ def test_remote_failure_states_are_reported_with_their_cause(
     view = {"jid": J1, "state": state, "msg": msg}
     if state == "timeout":
         view["result"] = {"failed": True, "msg": "Timeout exceeded", "child_pid": 4}
-    action, _ = make_action({"jobs": J1}, [[view]])
+    action, _unused = make_action({"jobs": J1}, [[view]])
     result = action.run(task_vars={})
     assert result["failed"] is True
     assert result["msg"] == f"1 of 1 job(s) failed: {J1}: {msg}"
@@ -509,7 +509,7 @@ def test_lost_connection_stops_at_the_timeout(make_action) -> None:
 
 def test_progress_is_shown_with_v(make_action, mocker) -> None:
     shown = mocker.patch.object(_wait.display, "v")
-    action, _ = make_action({"jobs": [J1, J2]}, [[done(J1), running(J2)], [done(J2)]])
+    action, _unused = make_action({"jobs": [J1, J2]}, [[done(J1), running(J2)], [done(J2)]])
     action.run(task_vars={"inventory_hostname": "host7"})
     assert [c.args[0] for c in shown.call_args_list] == [
         "async_wait: 1/2 jobs done, 1 pending, 1.0s elapsed, 1 poll(s)",
@@ -556,7 +556,7 @@ def test_a_module_that_keeps_failing_is_reported_as_such(make_action) -> None:
 
 def test_a_kill_that_fails_is_reported(make_action) -> None:
     script = [[running(J1)], {"failed": True, "msg": "permission denied"}]
-    action, _ = make_action({"jobs": [J1], "timeout": 0, "on_timeout": "kill"}, script)
+    action, _unused = make_action({"jobs": [J1], "timeout": 0, "on_timeout": "kill"}, script)
     result = action.run(task_vars={})
     assert result["failed"] is True
     assert result["msg"].endswith("; could not kill the unfinished jobs: permission denied")

@@ -82,7 +82,7 @@ def test_a_module_exception_is_read_as_core_reads_it(
     make_action, exception: Any, expected: str
 ) -> None:
     record = {"failed": True, "exception": exception}
-    action, _ = make_action({"jobs": launched(J1)}, [[ended(J1, record, "failed")]])
+    action, _unused = make_action({"jobs": launched(J1)}, [[ended(J1, record, "failed")]])
     result = action.run(task_vars={})
     assert result["jobs"][0]["msg"] == expected
     assert result["msg"] == f"1 of 1 job(s) failed: {J1}: {expected}"
@@ -100,7 +100,7 @@ def test_a_217_module_exception_is_read_from_its_traceback_not_async_wrappers(
         "msg": WRAPPER_TRACEBACK,
         "ansible_job_id": J1,
     }
-    action, _ = make_action({"jobs": launched(J1)}, [[ended(J1, record, "failed")]])
+    action, _unused = make_action({"jobs": launched(J1)}, [[ended(J1, record, "failed")]])
     job = action.run(task_vars={})["jobs"][0]
     assert job["msg"] == "Module failed: Exception: failing via exception"
     assert job["stderr_lines"][-1] == "Exception: failing via exception"
@@ -114,7 +114,7 @@ def test_non_json_output_without_a_traceback_says_so(make_action) -> None:
         "stderr": "",
         "msg": WRAPPER_TRACEBACK,
     }
-    action, _ = make_action({"jobs": J1}, [[ended(J1, record, "failed")]])
+    action, _unused = make_action({"jobs": J1}, [[ended(J1, record, "failed")]])
     assert action.run(task_vars={})["jobs"][0]["msg"] == (
         "the module's output is not JSON (async_wrapper: ValueError: No start of json char "
         "found): 'not json at all'"
@@ -132,7 +132,7 @@ def test_warnings_and_deprecations_of_every_job_reach_the_task_result(make_actio
         "warnings": ["Module invocation had junk after the JSON data: junk_after_module_output"],
         "deprecations": [deprecation],
     }
-    action, _ = make_action({"jobs": [J1, J2]}, [[ended(J1, first), ended(J2, second)]])
+    action, _unused = make_action({"jobs": [J1, J2]}, [[ended(J1, first), ended(J2, second)]])
     result = action.run(task_vars={})
     assert result["warnings"] == [
         "a warning from the job",
@@ -145,7 +145,7 @@ def test_warnings_and_deprecations_of_every_job_reach_the_task_result(make_actio
 
 
 def test_no_warnings_key_when_no_job_warned(make_action) -> None:
-    action, _ = make_action({"jobs": J1}, [[ended(J1, {"changed": False})]])
+    action, _unused = make_action({"jobs": J1}, [[ended(J1, {"changed": False})]])
     result = action.run(task_vars={})
     assert "warnings" not in result and "deprecations" not in result
 
@@ -191,13 +191,13 @@ def test_a_failed_transfer_gets_a_new_temp_dir_and_the_old_one_is_removed(
     result = action.run(task_vars={})
     assert result["failed"] is False
     assert tmpdirs == ["/root/.ansible/tmp/ansible-tmp-gone", None]
-    (command,), _ = removed.call_args
+    (command,), _unused = removed.call_args
     assert "ansible-tmp-gone" in command and command.startswith("rm -f -r")
 
 
 def test_transfers_that_keep_failing_make_the_host_unreachable(make_action) -> None:
     args = {"jobs": J1, "max_connection_failures": 2}
-    action, _ = make_action(args, [put_file_failure(), put_file_failure()])
+    action, _unused = make_action(args, [put_file_failure(), put_file_failure()])
     result = action.run(task_vars={})
     assert result["unreachable"] is True
     assert result["msg"].startswith("lost the host after 2 failed round trip(s) in a row")
@@ -242,7 +242,7 @@ def test_faults_stop_at_the_timeout_and_say_how_many_over_how_long(make_action) 
 def test_each_retry_is_shown_at_vvv(make_action, mocker) -> None:
     shown = mocker.patch.object(_wait.display, "vvv")
     lost = AnsibleConnectionFailure("instance not running")
-    action, _ = make_action({"jobs": J1}, [lost, lost, [ended(J1, {"rc": 0})]])
+    action, _unused = make_action({"jobs": J1}, [lost, lost, [ended(J1, {"rc": 0})]])
     action.run(task_vars={"inventory_hostname": "host1"})
     messages = [c.args[0] for c in shown.call_args_list]
     assert messages == [
@@ -337,7 +337,7 @@ def test_a_poll_that_core_gave_up_on_is_waited_for_by_its_job_id(make_action) ->
 
 def test_the_jobs_result_is_as_async_status_returns_it(make_action) -> None:
     record = {"rc": 0, "stdout": "1\n2", "stderr": "", "changed": True, "cmd": "seq 2"}
-    action, _ = make_action({"jobs": launched(J1)}, [[ended(J1, record)]])
+    action, _unused = make_action({"jobs": launched(J1)}, [[ended(J1, record)]])
     result = action.run(task_vars={})["jobs"][0]["result"]
     assert result == {
         "ansible_job_id": J1,
@@ -357,7 +357,7 @@ def test_the_jobs_result_is_as_async_status_returns_it(make_action) -> None:
 
 def test_a_running_jobs_result_is_what_async_status_says_while_it_runs(make_action) -> None:
     view = {"jid": J1, "state": "running", "path": PATH1, "started_at": 1.0, "running_for": 2.0}
-    action, _ = make_action({"jobs": J1, "timeout": 0}, [[view]])
+    action, _unused = make_action({"jobs": J1, "timeout": 0}, [[view]])
     result = action.run(task_vars={})["jobs"][0]["result"]
     assert result == {
         "ansible_job_id": J1,
@@ -386,7 +386,7 @@ def test_a_job_skipped_by_check_mode_is_skipped_like_core(make_action) -> None:
         "stdout": "",
         "stderr": "",
     }
-    action, _ = make_action({"jobs": launched(J1)}, [[ended(J1, record)]], check_mode=True)
+    action, _unused = make_action({"jobs": launched(J1)}, [[ended(J1, record)]], check_mode=True)
     result = action.run(task_vars={})
     assert result["jobs"][0]["state"] == "skipped"
     assert result["jobs"][0]["msg"] == "skipped: Command would have run if not in check mode"
@@ -430,7 +430,7 @@ def test_the_kill_round_trip_is_counted_in_elapsed(make_action) -> None:
     running = {"jid": J1, "state": "running", "started_at": 0.0, "running_for": 1.0}
     killed = {"jid": J1, "state": "killed", "started_at": 0.0, "ended_at": 4.0, "msg": "killed"}
     script = [[running], (3.0, {"jobs": [killed], "now": 4.0})]
-    action, _ = make_action({"jobs": J1, "timeout": 1, "on_timeout": "kill"}, script)
+    action, _unused = make_action({"jobs": J1, "timeout": 1, "on_timeout": "kill"}, script)
     result = action.run(task_vars={})
     assert result["elapsed"] == 4.0  # the 1 s wait, then the 3 s kill round trip
     assert (
@@ -446,7 +446,7 @@ def test_a_job_that_could_not_be_killed_is_named_in_the_message(make_action) -> 
         "msg": "kill_failed: EPERM on process group 4242 (not ours)",
     }
     script = [[running], {"jobs": [refused]}]
-    action, _ = make_action({"jobs": J1, "timeout": 1, "on_timeout": "kill"}, script)
+    action, _unused = make_action({"jobs": J1, "timeout": 1, "on_timeout": "kill"}, script)
     result = action.run(task_vars={})
     assert result["failed"] is True
     assert result["jobs"][0]["state"] == "kill_failed"
@@ -460,7 +460,7 @@ def test_a_job_file_found_elsewhere_is_said_in_the_jobs_message(make_action) -> 
     """The poll module also looks where core's ~ fallback would have put the file (found_in)."""
     view = ended(J1, {"rc": 0})
     view.update(path=f"/root/{J1}", found_in="/root")
-    action, _ = make_action({"jobs": J1}, [[view]])
+    action, _unused = make_action({"jobs": J1}, [[view]])
     job = action.run(task_vars={})["jobs"][0]
     assert job["state"] == "finished"
     assert job["found_in"] == "/root"

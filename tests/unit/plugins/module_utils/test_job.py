@@ -278,7 +278,7 @@ def test_shrink_record(record, truncated):
 def test_shrink_record_too_deep_keeps_scalars():
     deep: dict = {"rc": 3, "msg": "m"}
     node = deep
-    for _ in range(500):
+    for _unused in range(500):
         node["nested"] = {}
         node = node["nested"]
     small, cut = _job.shrink_record(deep)

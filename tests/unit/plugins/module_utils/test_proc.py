@@ -259,7 +259,7 @@ def test_every_process_is_stopped_before_any_is_signalled(monkeypatch) -> None:
     monkeypatch.setattr(_kill.os, "kill", lambda p, s: sent.append((s, p)))
     monkeypatch.setattr(_kill._proc, "scan", lambda proc="/proc": table())
     _kill.kill_all({"j42.1": found, "j42.2": other}, t, signals=((signal.SIGTERM, 0),))
-    kinds = [sig for sig, _ in sent]
+    kinds = [sig for sig, _unused in sent]
     stops, terms, conts = (kinds.count(s) for s in (signal.SIGSTOP, signal.SIGTERM, signal.SIGCONT))
     assert stops == terms == conts >= 2, sent
     assert kinds == [signal.SIGSTOP] * stops + [signal.SIGTERM] * terms + [signal.SIGCONT] * conts

@@ -94,7 +94,7 @@ class FakeJob:
 
     def processes(self) -> list[int]:
         """Live processes of this job: those started for it (by their launch temp dir)."""
-        return sorted(pid for pid, _ in session_members(str(self.tmpdir)))
+        return sorted(pid for pid, _unused in session_members(str(self.tmpdir)))
 
     def kill(self) -> None:
         """The job dies without writing its result: SIGKILL its processes, and wait until none
@@ -126,7 +126,7 @@ def session_members(marker: str) -> list[tuple[int, int]]:
         procs[int(entry)] = (int(fields[3]), marker.encode() in argv)
     sessions = {sid for sid, marked in procs.values() if marked}
     own = os.getsid(0)
-    return [(pid, sid) for pid, (sid, _) in procs.items() if sid in sessions and sid != own]
+    return [(pid, sid) for pid, (sid, _unused) in procs.items() if sid in sessions and sid != own]
 
 
 class FakeJobs:
@@ -185,7 +185,7 @@ class FakeJobs:
         return job
 
     def stop(self) -> None:
-        for _ in range(3):
+        for _unused in range(3):
             for job in self.started:
                 for pid, _sid in session_members(str(job.tmpdir)):
                     with contextlib.suppress(OSError):
@@ -276,7 +276,7 @@ def run_poll(
     with os.fdopen(read_fd, "rb") as pipe:
         while True:
             left = deadline - time.monotonic()
-            ready, _, _ = select.select([pipe], [], [], max(0.0, left))
+            ready, _unused, _unused = select.select([pipe], [], [], max(0.0, left))
             if not ready:
                 os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)

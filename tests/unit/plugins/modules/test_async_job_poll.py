@@ -152,7 +152,7 @@ def test_the_process_table_is_read_at_most_once_a_second(async_dir: Path, monkey
     now = [1000.0]  # a virtual clock: the test does not depend on how fast checks run
     monkeypatch.setattr(_poll.time, "monotonic", lambda: now[0])
     p = poller(async_dir, *(f"j1.{n}" for n in range(20)))
-    for _ in range(5):
+    for _unused in range(5):
         p.check()
         now[0] += 0.19
     assert len(scans) == 1

@@ -314,7 +314,7 @@ def test_kill_cost_does_not_grow_with_the_number_of_jobs(poll, fake, async_dir) 
 
     The clock is virtual (time.sleep advances it), so the count does not depend on the
     machine's speed: rounds of 0.05 s over a few seconds of grace, whatever the jobs."""
-    jobs = [fake.start(async_dir, ignore_term=True) for _ in range(10)]
+    jobs = [fake.start(async_dir, ignore_term=True) for _unused in range(10)]
 
     def virtual_clock() -> None:
         now = [time.monotonic()]

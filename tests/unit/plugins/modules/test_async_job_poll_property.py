@@ -59,7 +59,7 @@ def poll_once(content: bytes) -> dict:
 @given(contents)
 def test_random_job_files_never_crash_the_poll_nor_affect_other_jobs(content: bytes) -> None:
     jobs = jobs_by_jid(poll_once(content))
-    assert [j for j in jobs] == [*GOOD, BAD]
+    assert list(jobs) == [*GOOD, BAD]
     for jid, state in EXPECTED.items():
         assert jobs[jid]["state"] == state
         assert jobs[jid]["result"] == GOOD[jid]
