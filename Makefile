@@ -114,9 +114,9 @@ test-matrix: install
 	$(STAGE) test-matrix -- nox -s matrix
 
 # scripts/test: integration in the foreground, with the Incus set-up (about 7 min on a
-# fresh machine) beside it; then Molecule, with lint, sanity and unit beside it (every stage
-# at once on 4 cores or more); background logs printed at the end. The suite is bound by CPU on a
-# small machine.
+# fresh machine) beside it, then Molecule; lint, sanity and unit from the start at the lowest
+# priority, on the CPU the other stages leave (every stage at once on 4 cores or more);
+# background logs printed at the end. The suite is bound by CPU on a small machine.
 test: venv
 	scripts/test "$(INTEGRATION)" "$(MOLECULE)"
 
