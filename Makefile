@@ -45,7 +45,16 @@ $(VENV)/.installed: requirements.txt
 	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.txt
 	touch $@
 
-venv: $(VENV)/.installed
+# The test runs' bytecode cache for AnsiballZ payloads (tests/zipimport_cache.py): in the
+# venv's site-packages, imported at start-up only when TPLABS_ZIPIMPORT_CACHE is set.
+$(VENV)/.zipimport-cache: tests/zipimport_cache.py $(VENV)/.installed
+	site=$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+	cp tests/zipimport_cache.py "$$site/_tplabs_zipimport_cache.py"
+	echo 'import os; os.environ.get("TPLABS_ZIPIMPORT_CACHE") and __import__("_tplabs_zipimport_cache")' \
+	  > "$$site/_tplabs_zipimport_cache.pth"
+	touch $@
+
+venv: $(VENV)/.installed $(VENV)/.zipimport-cache
 
 install: venv
 	$(STAGE) install -- scripts/install-collection $(COLLECTIONS)

@@ -23,6 +23,11 @@ if str(_farm) not in sys.path:
     sys.path.insert(0, str(_farm))
 
 
+# Every process the tests start loads the code of AnsiballZ payloads from a bytecode cache
+# (tests/zipimport_cache.py, installed in the venv by make venv); set it empty to compile as
+# Python does by default.
+os.environ.setdefault("TPLABS_ZIPIMPORT_CACHE", str(REPO / ".cache" / "zipimport"))
+
 # Ported ansible-core test modules and plugins (async_test.py would be taken for a test file
 # and run as a module): tests/integration/test_parity.py runs them through ansible-playbook.
 collect_ignore_glob = ["integration/parity/*"]

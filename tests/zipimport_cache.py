@@ -1,0 +1,106 @@
+"""A bytecode cache for modules imported from zip files, for the test runs only.
+
+Every Ansible module runs from an AnsiballZ payload: a zip of the module and the
+`ansible.module_utils` it needs, put first on `sys.path`. Python's `zipimport` compiles each
+`.py` of a zip on every import (it reads `.pyc` files from a zip, never writes them; Python
+3.11 even compiles each twice, once more to learn its file name), so each module run
+compiles `ansible.module_utils.basic` and its imports again: on 2 cores, 2026-11-30,
+a `command` module run took 0.32 CPU-s, 0.20 with this cache (benchmarks/test-suite.md).
+The test suite runs some 1,500 modules and async jobs on local hosts.
+
+With `TPLABS_ZIPIMPORT_CACHE` set to a directory, `zipimport` loads a module's code object
+from that directory when a file of the same Python bytecode version, module name and source
+was compiled before, else compiles it and stores it there: the code run is the code Python
+would have compiled from the same source (only its file name is set to the zip's path of this
+run, as zipimport would). Unset, nothing changes. `make venv` copies this file into the venv with
+a `.pth` line that imports it when the variable is set, and `tests/conftest.py` sets the
+variable for every process the tests start: modules on local hosts and their async jobs get
+it; hosts in containers do not (their Python is the image's).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import marshal
+import os
+import sys
+import zipimport
+from types import CodeType
+
+VARIABLE = "TPLABS_ZIPIMPORT_CACHE"
+
+
+def _with_filename(code: CodeType, filename: str) -> CodeType:
+    """The code object and those nested in it, with `filename` as their file name."""
+    consts = tuple(
+        _with_filename(const, filename) if isinstance(const, CodeType) else const
+        for const in code.co_consts
+    )
+    return code.replace(co_filename=filename, co_consts=consts)
+
+
+class CachingZipImporter(zipimport.zipimporter):
+    """`zipimport.zipimporter` whose compiled code is kept in a directory between runs."""
+
+    directory = ""
+
+    def get_filename(self, fullname: str) -> str:
+        # zipimporter.get_filename compiles the module to learn its path: name it instead.
+        tail = fullname.rpartition(".")[2]
+        relative = f"{tail}/__init__.py" if self.is_package(fullname) else f"{tail}.py"
+        return os.path.join(self.archive, self.prefix, relative)
+
+    def get_code(self, fullname: str) -> CodeType:
+        try:
+            source = self.get_source(fullname)
+        except (zipimport.ZipImportError, UnicodeDecodeError):
+            source = None
+        if source is None:  # a .pyc in the zip, or not UTF-8: zipimport's own way
+            return super().get_code(fullname)
+        filename = self.get_filename(fullname)
+        key = hashlib.sha256(
+            b"%s\0%d\0%s\0%s"
+            % (
+                importlib.util.MAGIC_NUMBER,
+                sys.flags.optimize,
+                fullname.encode(),
+                source.encode(),
+            )
+        ).hexdigest()
+        path = os.path.join(self.directory, key)
+        try:
+            with open(path, "rb") as cached:
+                code = marshal.loads(cached.read())
+            if isinstance(code, CodeType):
+                return _with_filename(code, filename)
+        except (OSError, EOFError, ValueError, TypeError):
+            pass
+        code = compile(source, filename, "exec", dont_inherit=True)
+        try:
+            os.makedirs(self.directory, exist_ok=True)
+            partial = f"{path}.{os.getpid()}"
+            with open(partial, "wb") as out:
+                out.write(marshal.dumps(code))
+            os.replace(partial, path)  # whole or absent: never half a file under the key
+        except OSError:
+            pass  # a directory this user may not write: compile every time, as without
+        return code
+
+
+def install() -> None:
+    """Put the caching importer first among `sys.path_hooks` if the variable is set."""
+    directory = os.environ.get(VARIABLE, "")
+    if not directory or any(getattr(hook, "cache_directory", None) for hook in sys.path_hooks):
+        return
+
+    def hook(entry: str) -> CachingZipImporter:
+        return CachingZipImporter(entry)  # ZipImportError if not a zip: next hook
+
+    CachingZipImporter.directory = directory
+    hook.cache_directory = directory  # type: ignore[attr-defined]
+    sys.path_hooks.insert(0, hook)
+    sys.path_importer_cache.clear()
+
+
+install()
