@@ -13,9 +13,10 @@ from that directory when a file of the same Python bytecode version, module name
 was compiled before, else compiles it and stores it there: the code run is the code Python
 would have compiled from the same source (only its file name is set to the zip's path of this
 run, as zipimport would). Unset, nothing changes. `make venv` copies this file into the venv with
-a `.pth` line that imports it when the variable is set, and `tests/conftest.py` sets the
+a `.pth` line that installs it when the variable is set, and `tests/conftest.py` sets the
 variable for every process the tests start: modules on local hosts and their async jobs get
-it; hosts in containers do not (their Python is the image's).
+it. The Molecule lanes put it in their containers' python3 before their snapshot, with what
+the local runs compiled (tests/molecule/runner.py); other containers run without it.
 """
 
 from __future__ import annotations
@@ -27,8 +28,6 @@ import os
 import sys
 import zipimport
 from types import CodeType
-
-VARIABLE = "TPLABS_ZIPIMPORT_CACHE"
 
 
 def _with_filename(code: CodeType, filename: str) -> CodeType:
@@ -88,9 +87,8 @@ class CachingZipImporter(zipimport.zipimporter):
         return code
 
 
-def install() -> None:
-    """Put the caching importer first among `sys.path_hooks` if the variable is set."""
-    directory = os.environ.get(VARIABLE, "")
+def install(directory: str) -> None:
+    """Put a caching importer first among `sys.path_hooks`, its cache in `directory`."""
     if not directory or any(getattr(hook, "cache_directory", None) for hook in sys.path_hooks):
         return
 
@@ -101,6 +99,3 @@ def install() -> None:
     hook.cache_directory = directory  # type: ignore[attr-defined]
     sys.path_hooks.insert(0, hook)
     sys.path_importer_cache.clear()
-
-
-install()

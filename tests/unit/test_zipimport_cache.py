@@ -27,7 +27,8 @@ def counting(source, filename, *args, **kwargs):
     return _compile(source, filename, *args, **kwargs)
 builtins.compile = counting
 sys.path.insert(0, sys.argv[2])
-import zipimport_cache
+import os, zipimport_cache
+zipimport_cache.install(os.environ.get("TPLABS_ZIPIMPORT_CACHE", ""))
 sys.path.insert(0, sys.argv[1])
 import pkg.mod
 print(json.dumps({
