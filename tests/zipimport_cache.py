@@ -15,8 +15,9 @@ would have compiled from the same source (only its file name is set to the zip's
 run, as zipimport would). Unset, nothing changes. `make venv` copies this file into the venv with
 a `.pth` line that installs it when the variable is set, and `tests/conftest.py` sets the
 variable for every process the tests start: modules on local hosts and their async jobs get
-it. The Molecule lanes put it in their containers' python3 before their snapshot, with what
-the local runs compiled (tests/molecule/runner.py); other containers run without it.
+it. Molecule's create (molecule/shared/create.yml) puts it in each container's python3 with
+what the local runs compiled (`python tests/zipimport_cache.py push CONTAINER...`), before
+a lane's snapshot; the other containers of the tests run without it.
 """
 
 from __future__ import annotations
@@ -25,9 +26,16 @@ import hashlib
 import importlib.util
 import marshal
 import os
+import shutil
+import subprocess
 import sys
+import tempfile
 import zipimport
 from types import CodeType
+
+# In a container (push): where python3 reads .pth files, and where the cache goes.
+CONTAINER_SITE = "/usr/lib/python3/dist-packages"
+CONTAINER_CACHES = "/var/cache/tplabs"
 
 
 def _with_filename(code: CodeType, filename: str) -> CodeType:
@@ -99,3 +107,42 @@ def install(directory: str) -> None:
     hook.cache_directory = directory  # type: ignore[attr-defined]
     sys.path_hooks.insert(0, hook)
     sys.path_importer_cache.clear()
+
+
+def push(container: str, local: str) -> str:
+    """This module in an Incus container's python3, its cache there as warm as the local
+    directory: '' or what went wrong."""
+    name = os.path.basename(os.path.normpath(local)) or "zipimport"
+    cache = f"{CONTAINER_CACHES}/{name}"
+    with tempfile.TemporaryDirectory() as tmp:
+        module = os.path.join(tmp, "_tplabs_zipimport_cache.py")
+        shutil.copy(__file__, module)
+        pth = os.path.join(tmp, "_tplabs_zipimport_cache.pth")
+        with open(pth, "w", encoding="utf-8") as out:
+            out.write(f"import _tplabs_zipimport_cache as c; c.install({cache!r})\n")
+        pushes = [["file", "push", module, pth, f"{container}{CONTAINER_SITE}/"]]
+        if os.path.isdir(local):
+            pushes.append(["file", "push", "-r", "-p", local, f"{container}{CONTAINER_CACHES}/"])
+        for args in pushes:
+            done = subprocess.run(["incus", *args], capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                return f"incus {' '.join(args)} failed: {done.stderr.strip()}"
+    return ""
+
+
+def main(argv: list[str]) -> int:
+    """`push CONTAINER...`: the cache of TPLABS_ZIPIMPORT_CACHE into each container."""
+    local = os.environ.get("TPLABS_ZIPIMPORT_CACHE", "")
+    if len(argv) < 2 or argv[0] != "push":
+        print("usage: zipimport_cache.py push CONTAINER...", file=sys.stderr)
+        return 2
+    if not local:
+        return 0  # the cache is off: the containers run without it too
+    errors = [error for container in argv[1:] if (error := push(container, local))]
+    for error in errors:
+        print(error, file=sys.stderr)
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

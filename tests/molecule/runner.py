@@ -68,11 +68,6 @@ READY_TIMEOUT = 120.0
 # created container has not.
 LEFT_BY_SCENARIOS = ("/tmp/tplabs_async", "/root/.ansible_async")
 FRESH = f"import os, sys; sys.exit(3 if any(map(os.path.exists, {LEFT_BY_SCENARIOS!r})) else 0)"
-# The bytecode cache of the test runs (tests/zipimport_cache.py) in a lane's containers, put
-# there before the snapshot with what the local runs compiled (the same module_utils sources):
-# their python3 then compiles a module's zip only for sources the cache lacks.
-CONTAINER_SITE = "/usr/lib/python3/dist-packages"
-CONTAINER_CACHES = "/var/cache/tplabs"
 # Molecule runs in progress (process group -> Incus prefix), so an interrupted session
 # (Ctrl-C) can stop them and delete their containers.
 RUNNING: dict[int, str] = {}
@@ -108,29 +103,6 @@ def run_prefix(name: str) -> str:
     """m-<name>-<6 hex>: the same shape molecule/shared/create.yml draws."""
     base = re.sub(r"[^a-z0-9]+", "-", name.lower())[:20].rstrip("-")
     return f"m-{base}-{secrets.token_hex(3)}"
-
-
-def zipimport_cache_into(container: str) -> str:
-    """The zip-import bytecode cache in a container, as warm as the local one (none if the
-    local runs have it off): '' or what went wrong."""
-    local = Path(os.environ.get("TPLABS_ZIPIMPORT_CACHE", ""))
-    if not local.name:
-        return ""
-    cache = f"{CONTAINER_CACHES}/{local.name}"
-    with tempfile.TemporaryDirectory() as tmp:
-        module = Path(tmp, "_tplabs_zipimport_cache.py")
-        shutil.copy(REPO / "tests" / "zipimport_cache.py", module)
-        pth = Path(tmp, "_tplabs_zipimport_cache.pth")
-        pth.write_text(f"import _tplabs_zipimport_cache as c; c.install({cache!r})\n")
-        pushes = [["file", "push", str(module), str(pth), f"{container}{CONTAINER_SITE}/"]]
-        if local.is_dir():
-            pushes.append(
-                ["file", "push", "-r", "-p", str(local), f"{container}{CONTAINER_CACHES}/"]
-            )
-        for push in pushes:
-            if (done := incus(*push)).returncode != 0:
-                return f"incus {' '.join(push)} failed: {done.stderr.strip()}"
-    return ""
 
 
 @dataclass
@@ -284,8 +256,6 @@ class Lane:
             return f"molecule create -s {self.creator} failed: {self.log}"
         self.containers = [f"{self.prefix}-{name}" for name in platforms(self.creator)]
         for name in self.containers:
-            if error := zipimport_cache_into(name):
-                return error
             snap = incus("snapshot", "create", name, SNAPSHOT)
             if snap.returncode != 0:
                 return f"incus snapshot create {name} failed: {snap.stderr.strip()}"
