@@ -50,6 +50,7 @@ $(VENV)/.installed: requirements.txt
 $(VENV)/.zipimport-cache: tests/zipimport_cache.py $(VENV)/.installed
 	site=$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 	cp tests/zipimport_cache.py "$$site/_tplabs_zipimport_cache.py"
+	$(BIN)/python -m compileall -q "$$site/_tplabs_zipimport_cache.py"
 	echo 'import os; (d := os.environ.get("TPLABS_ZIPIMPORT_CACHE")) and __import__("_tplabs_zipimport_cache").install(d)' \
 	  > "$$site/_tplabs_zipimport_cache.pth"
 	touch $@

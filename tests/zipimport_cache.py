@@ -22,16 +22,20 @@ a lane's snapshot; the other containers of the tests run without it.
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
+# Imported at every Python start with the cache on: only what start-up has loaded already,
+# and a built-in SHA-256 (hashlib loads OpenSSL: 5 ms).
 import marshal
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
 import zipimport
-from types import CodeType
+from _frozen_importlib_external import MAGIC_NUMBER
+
+try:
+    from _sha256 import sha256  # Python 3.11
+except ImportError:  # pragma: no cover - Python 3.12 and later
+    from hashlib import sha256
+
+CodeType = type(compile("", "", "exec"))
 
 # In a container (push): where python3 reads .pth files, and where the cache goes.
 CONTAINER_SITE = "/usr/lib/python3/dist-packages"
@@ -66,10 +70,10 @@ class CachingZipImporter(zipimport.zipimporter):
         if source is None:  # a .pyc in the zip, or not UTF-8: zipimport's own way
             return super().get_code(fullname)
         filename = self.get_filename(fullname)
-        key = hashlib.sha256(
+        key = sha256(
             b"%s\0%d\0%s\0%s"
             % (
-                importlib.util.MAGIC_NUMBER,
+                MAGIC_NUMBER,
                 sys.flags.optimize,
                 fullname.encode(),
                 source.encode(),
@@ -112,6 +116,10 @@ def install(directory: str) -> None:
 def push(container: str, local: str) -> str:
     """This module in an Incus container's python3, its cache there as warm as the local
     directory: '' or what went wrong."""
+    import shutil  # here: every Python start with the cache on imports this module
+    import subprocess
+    import tempfile
+
     name = os.path.basename(os.path.normpath(local)) or "zipimport"
     cache = f"{CONTAINER_CACHES}/{name}"
     with tempfile.TemporaryDirectory() as tmp:
