@@ -45,17 +45,20 @@ $(VENV)/.installed: requirements.txt
 	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.txt
 	touch $@
 
-# The test runs' bytecode cache for AnsiballZ payloads (tests/zipimport_cache.py): in the
-# venv's site-packages, imported at start-up only when TPLABS_ZIPIMPORT_CACHE is set.
-$(VENV)/.zipimport-cache: tests/zipimport_cache.py $(VENV)/.installed
+# What the test runs change in the Python processes they start (tests/python_speedups.py: a
+# bytecode cache for AnsiballZ payloads, the GC frozen at the first fork): in the venv's
+# site-packages, imported at start-up only when TPLABS_ZIPIMPORT_CACHE or TPLABS_GC_FREEZE
+# is set (tests/conftest.py sets both).
+$(VENV)/.python-speedups: tests/python_speedups.py $(VENV)/.installed
 	site=$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-	cp tests/zipimport_cache.py "$$site/_tplabs_zipimport_cache.py"
-	$(BIN)/python -m compileall -q "$$site/_tplabs_zipimport_cache.py"
-	echo 'import os; (d := os.environ.get("TPLABS_ZIPIMPORT_CACHE")) and __import__("_tplabs_zipimport_cache").install(d)' \
-	  > "$$site/_tplabs_zipimport_cache.pth"
+	rm -f "$$site"/_tplabs_zipimport_cache.*
+	cp tests/python_speedups.py "$$site/_tplabs_python_speedups.py"
+	$(BIN)/python -m compileall -q "$$site/_tplabs_python_speedups.py"
+	echo 'import os; (os.environ.get("TPLABS_ZIPIMPORT_CACHE") or os.environ.get("TPLABS_GC_FREEZE")) and __import__("_tplabs_python_speedups").from_environment(os.environ)' \
+	  > "$$site/_tplabs_python_speedups.pth"
 	touch $@
 
-venv: $(VENV)/.installed $(VENV)/.zipimport-cache
+venv: $(VENV)/.installed $(VENV)/.python-speedups
 
 install: venv
 	$(STAGE) install -- scripts/install-collection $(COLLECTIONS)

@@ -23,10 +23,11 @@ if str(_farm) not in sys.path:
     sys.path.insert(0, str(_farm))
 
 
-# Every process the tests start loads the code of AnsiballZ payloads from a bytecode cache
-# (tests/zipimport_cache.py, installed in the venv by make venv); set it empty to compile as
-# Python does by default.
+# Every Python process the tests start loads the code of AnsiballZ payloads from a bytecode
+# cache and freezes its GC at its first fork (tests/python_speedups.py, put in the venv by
+# make venv): less CPU for the same work. Set either empty to run as Python does by default.
 os.environ.setdefault("TPLABS_ZIPIMPORT_CACHE", str(REPO / ".cache" / "zipimport"))
+os.environ.setdefault("TPLABS_GC_FREEZE", "1")
 
 # Ported ansible-core test modules and plugins (async_test.py would be taken for a test file
 # and run as a module): tests/integration/test_parity.py runs them through ansible-playbook.

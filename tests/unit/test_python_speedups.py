@@ -1,6 +1,9 @@
-"""The test runs' bytecode cache for zip imports (tests/zipimport_cache.py): a module imported
-twice from a zip is compiled once; the code run is its source's, under this zip's path; a
-changed source or a damaged cache entry is compiled again; unset, Python's own zipimport."""
+"""What the test runs change in the Python processes they start (tests/python_speedups.py).
+
+The bytecode cache for zip imports: a module imported twice from a zip is compiled once; the
+code run is its source's, under this zip's path; a changed source or a damaged cache entry
+is compiled again; unset, Python's own zipimport. The GC freeze: at the first fork only,
+objects created afterwards still collected."""
 
 from __future__ import annotations
 
@@ -27,8 +30,8 @@ def counting(source, filename, *args, **kwargs):
     return _compile(source, filename, *args, **kwargs)
 builtins.compile = counting
 sys.path.insert(0, sys.argv[2])
-import os, zipimport_cache
-zipimport_cache.install(os.environ.get("TPLABS_ZIPIMPORT_CACHE", ""))
+import os, python_speedups
+python_speedups.install_zipimport_cache(os.environ.get("TPLABS_ZIPIMPORT_CACHE", ""))
 sys.path.insert(0, sys.argv[1])
 import pkg.mod
 print(json.dumps({
@@ -49,7 +52,7 @@ def make_zip(path: Path, value: int) -> Path:
 
 
 def probe(archive: Path, cache: Path | None) -> dict:
-    env = {k: v for k, v in os.environ.items() if k != "TPLABS_ZIPIMPORT_CACHE"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TPLABS_")}
     if cache is not None:
         env["TPLABS_ZIPIMPORT_CACHE"] = str(cache)
     out = subprocess.run(
@@ -108,7 +111,7 @@ def test_unset_leaves_zipimport_alone(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("value", "hooked"), [(None, "False"), ("", "False"), ("cache", "True")])
 def test_the_venv_imports_it_only_when_set(cache: Path, value: str | None, hooked: str) -> None:
     """make venv's .pth line: the venv's Python has the hook with the variable, not without."""
-    env = {k: v for k, v in os.environ.items() if k != "TPLABS_ZIPIMPORT_CACHE"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TPLABS_")}
     if value is not None:
         env["TPLABS_ZIPIMPORT_CACHE"] = str(cache) if value else value
     check = "import sys; print(any(getattr(h, 'cache_directory', None) for h in sys.path_hooks))"
@@ -116,3 +119,51 @@ def test_the_venv_imports_it_only_when_set(cache: Path, value: str | None, hooke
         [sys.executable, "-c", check], env=env, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == hooked
+
+
+# Forks twice (the second time from the first child too) and says, in each process, whether
+# the objects that existed at the first fork are frozen and whether a cycle made after it is
+# still collected.
+FORKS = """
+import gc, json, os, sys
+def state():
+    class Node: pass
+    a, b = Node(), Node()
+    a.other, b.other = b, a
+    del a, b
+    return {"frozen": gc.get_freeze_count(), "collected": gc.collect() >= 2}
+before = gc.get_freeze_count()
+first = os.fork()
+if first == 0:
+    child = os.fork()
+    if child == 0:
+        print(json.dumps({"grandchild": state()}), flush=True); os._exit(0)
+    os.waitpid(child, 0)
+    print(json.dumps({"child": state()}), flush=True); os._exit(0)
+os.waitpid(first, 0)
+frozen_at_first = gc.get_freeze_count()
+second = os.fork()
+if second == 0:
+    os._exit(0)
+os.waitpid(second, 0)
+print(json.dumps({"parent": state(), "before": before, "frozen_at_first": frozen_at_first,
+                  "after_second": gc.get_freeze_count()}), flush=True)
+"""
+
+
+@pytest.mark.parametrize("setting", ["1", ""])
+def test_gc_frozen_at_the_first_fork_only(setting: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TPLABS_")}
+    env["TPLABS_GC_FREEZE"] = setting
+    out = subprocess.run(
+        [sys.executable, "-c", FORKS], env=env, capture_output=True, text=True, check=True
+    )
+    seen = {k: v for line in out.stdout.splitlines() for k, v in json.loads(line).items()}
+    assert seen["before"] == 0
+    if setting:
+        assert seen["frozen_at_first"] > 1000  # the interpreter's own objects, at least
+        assert seen["after_second"] == seen["frozen_at_first"]  # not again at the second
+    else:
+        assert seen["frozen_at_first"] == 0 == seen["after_second"]
+    for process in ("parent", "child", "grandchild"):
+        assert seen[process]["collected"], seen  # a cycle made after the freeze still goes

@@ -1,29 +1,41 @@
-"""A bytecode cache for modules imported from zip files, for the test runs only.
+"""What the test runs change in the Python processes they start, to spend less CPU on the
+same work; each on only when its variable is set. Nothing the tests check depends on them.
 
-Every Ansible module runs from an AnsiballZ payload: a zip of the module and the
+1. A bytecode cache for modules imported from zip files (`TPLABS_ZIPIMPORT_CACHE`, a
+directory). Every Ansible module runs from an AnsiballZ payload: a zip of the module and the
 `ansible.module_utils` it needs, put first on `sys.path`. Python's `zipimport` compiles each
 `.py` of a zip on every import (it reads `.pyc` files from a zip, never writes them; Python
 3.11 even compiles each twice, once more to learn its file name), so each module run
-compiles `ansible.module_utils.basic` and its imports again: on 2 cores, 2026-11-30,
-a `command` module run took 0.32 CPU-s, 0.20 with this cache (benchmarks/test-suite.md).
-The test suite runs some 1,500 modules and async jobs on local hosts.
+compiles `ansible.module_utils.basic` and its imports again: on 2 cores, 2026-11-30, a
+`command` module run took 0.32 CPU-s, 0.20 with this cache (benchmarks/test-suite.md). With
+the cache, `zipimport` loads a module's code object from the directory when a file of the
+same Python bytecode version, module name and source was compiled before, else compiles it
+and stores it there: the code run is the code Python would have compiled from the same
+source (only its file name is set to the zip's path of this run, as zipimport would).
 
-With `TPLABS_ZIPIMPORT_CACHE` set to a directory, `zipimport` loads a module's code object
-from that directory when a file of the same Python bytecode version, module name and source
-was compiled before, else compiles it and stores it there: the code run is the code Python
-would have compiled from the same source (only its file name is set to the zip's path of this
-run, as zipimport would). Unset, nothing changes. `make venv` copies this file into the venv with
-a `.pth` line that installs it when the variable is set, and `tests/conftest.py` sets the
-variable for every process the tests start: modules on local hosts and their async jobs get
-it. Molecule's create (molecule/shared/create.yml) puts it in each container's python3 with
-what the local runs compiled (`python tests/zipimport_cache.py push CONTAINER...`), before
-a lane's snapshot; the other containers of the tests run without it.
+2. The garbage collector's objects frozen at a process's first fork (`TPLABS_GC_FREEZE=1`).
+`ansible-playbook` forks a worker for each task and host; a worker that collects its
+oldest generation walks every object the main process had, and writes to each (a copy of
+each page on write), and the main process walks them again on each of its own full
+collections. `gc.freeze()` before the first fork moves what exists then (imports, plugins,
+inventory, the play: long-lived) out of the collector's reach, in the main process and its
+workers; what is created afterwards is collected as usual. As the Python documentation
+advises for processes that fork without exec (`gc.freeze`). 2 cores, 2026-11-30, best of 6
+and 4 alternated runs: a play of 23 tasks on 3 local hosts 5.66 -> 4.96 CPU-s, the smoke
+play (two async jobs a host and async_wait) 4.94 -> 4.08.
+
+`make venv` copies this file into the venv with a `.pth` line that calls `from_environment`
+when either variable is set, and `tests/conftest.py` sets both for every process the tests
+start. Molecule's create (molecule/shared/create.yml) puts the cache in each container's
+python3 with what the local runs compiled (`python tests/python_speedups.py push
+CONTAINER...`), before a lane's snapshot; the other containers of the tests run without it.
 """
 
 from __future__ import annotations
 
-# Imported at every Python start with the cache on: only what start-up has loaded already,
-# and a built-in SHA-256 (hashlib loads OpenSSL: 5 ms).
+# Imported at every Python start with a variable set: only what start-up has loaded
+# already, and a built-in SHA-256 (hashlib loads OpenSSL: 5 ms).
+import gc
 import marshal
 import os
 import sys
@@ -99,7 +111,7 @@ class CachingZipImporter(zipimport.zipimporter):
         return code
 
 
-def install(directory: str) -> None:
+def install_zipimport_cache(directory: str) -> None:
     """Put a caching importer first among `sys.path_hooks`, its cache in `directory`."""
     if not directory or any(getattr(hook, "cache_directory", None) for hook in sys.path_hooks):
         return
@@ -113,6 +125,28 @@ def install(directory: str) -> None:
     sys.path_importer_cache.clear()
 
 
+_FROZEN: list[int] = []  # the pid that froze, once per process tree
+
+
+def _freeze_once() -> None:
+    if not _FROZEN:
+        _FROZEN.append(os.getpid())
+        gc.freeze()
+
+
+def freeze_gc_at_first_fork() -> None:
+    """`gc.freeze()` just before this process's first `os.fork()` (not subprocess's
+    fork-exec, which runs no fork hook and copies nothing of the heap)."""
+    os.register_at_fork(before=_freeze_once)
+
+
+def from_environment(environ: os._Environ[str] | dict[str, str]) -> None:
+    """What the variables ask for (the venv's `.pth` line)."""
+    install_zipimport_cache(environ.get("TPLABS_ZIPIMPORT_CACHE", ""))
+    if environ.get("TPLABS_GC_FREEZE") == "1":
+        freeze_gc_at_first_fork()
+
+
 def push(container: str, local: str) -> str:
     """This module in an Incus container's python3, its cache there as warm as the local
     directory: '' or what went wrong."""
@@ -123,11 +157,13 @@ def push(container: str, local: str) -> str:
     name = os.path.basename(os.path.normpath(local)) or "zipimport"
     cache = f"{CONTAINER_CACHES}/{name}"
     with tempfile.TemporaryDirectory() as tmp:
-        module = os.path.join(tmp, "_tplabs_zipimport_cache.py")
+        module = os.path.join(tmp, "_tplabs_python_speedups.py")
         shutil.copy(__file__, module)
-        pth = os.path.join(tmp, "_tplabs_zipimport_cache.pth")
+        pth = os.path.join(tmp, "_tplabs_python_speedups.pth")
         with open(pth, "w", encoding="utf-8") as out:
-            out.write(f"import _tplabs_zipimport_cache as c; c.install({cache!r})\n")
+            out.write(
+                f"import _tplabs_python_speedups as c; c.install_zipimport_cache({cache!r})\n"
+            )
         pushes = [["file", "push", module, pth, f"{container}{CONTAINER_SITE}/"]]
         if os.path.isdir(local):
             pushes.append(["file", "push", "-r", "-p", local, f"{container}{CONTAINER_CACHES}/"])
@@ -142,7 +178,7 @@ def main(argv: list[str]) -> int:
     """`push CONTAINER...`: the cache of TPLABS_ZIPIMPORT_CACHE into each container."""
     local = os.environ.get("TPLABS_ZIPIMPORT_CACHE", "")
     if len(argv) < 2 or argv[0] != "push":
-        print("usage: zipimport_cache.py push CONTAINER...", file=sys.stderr)
+        print("usage: python_speedups.py push CONTAINER...", file=sys.stderr)
         return 2
     if not local:
         return 0  # the cache is off: the containers run without it too
