@@ -47,6 +47,10 @@ try:
 except ImportError:  # pragma: no cover - Python 3.12 and later
     from hashlib import sha256
 
+TYPE_CHECKING = False  # typing is not loaded at start-up
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
 CodeType = type(compile("", "", "exec"))
 
 # In a container (push): where python3 reads .pth files, and where the cache goes.
@@ -140,7 +144,7 @@ def freeze_gc_at_first_fork() -> None:
     os.register_at_fork(before=_freeze_once)
 
 
-def from_environment(environ: os._Environ[str] | dict[str, str]) -> None:
+def from_environment(environ: Mapping[str, str]) -> None:
     """What the variables ask for (the venv's `.pth` line)."""
     install_zipimport_cache(environ.get("TPLABS_ZIPIMPORT_CACHE", ""))
     if environ.get("TPLABS_GC_FREEZE") == "1":
