@@ -19,17 +19,16 @@ the load, but on a shared machine the speed of a core varies; the alternation sp
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from _bench import cli_env, parse_rounds, rounds_parser
+from _bench import cpu_of as run_cpu
 
 PLAY = """\
 - name: Interpreter benchmark
@@ -60,21 +59,14 @@ PLAY = """\
 
 def cpu_of(venv: Path, argv: list[str]) -> float:
     """CPU seconds of one run of argv from venv/bin (it and every process it waited for)."""
-    env = dict(os.environ)
-    env.update(
-        PATH=f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}",
-        ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
-        ANSIBLE_COLLECTIONS_PATH=os.environ.get(
-            "ANSIBLE_COLLECTIONS_PATH", str(REPO / ".collections")
-        ),
-        ANSIBLE_NOCOLOR="1",
-    )
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    done = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, check=False)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if done.returncode != 0:
-        sys.exit(f"{venv}: {' '.join(argv)} failed (rc {done.returncode}):\n{done.stdout[-2000:]}")
-    return (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return run_cpu(argv, cli_env(venv / "bin"), f"{venv}: ")
+
+
+def play_commands(tmp: Path, **more: list[str]) -> dict[str, list[str]]:
+    """The command `play` (PLAY, written in tmp), then `more`."""
+    play = tmp / "play.yml"
+    play.write_text(PLAY)
+    return {"play": ["ansible-playbook", str(play)], **more}
 
 
 def describe(venv: Path) -> str:
@@ -88,23 +80,16 @@ def describe(venv: Path) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = rounds_parser(__doc__)
     parser.add_argument("venvs", nargs=2, type=Path, help="baseline venv, then the other")
-    parser.add_argument("--rounds", type=int, default=6)
-    parser.add_argument("--json", type=Path)
-    args = parser.parse_args()
+    args = parse_rounds(parser)
     for venv in args.venvs:
         if not (venv / "bin" / "ansible-playbook").exists():
             parser.error(f"{venv}: no bin/ansible-playbook (pip install -r requirements.txt)")
-    if args.rounds < 1:
-        parser.error(f"--rounds must be 1 or more, got {args.rounds}")
     with tempfile.TemporaryDirectory(prefix="bench-interpreter-") as tmp:
-        play = Path(tmp) / "play.yml"
-        play.write_text(PLAY)
-        commands = {
-            "play": ["ansible-playbook", str(play)],
-            "syntax": ["ansible-playbook", "--syntax-check", "playbooks/site.yml"],
-        }
+        commands = play_commands(
+            Path(tmp), syntax=["ansible-playbook", "--syntax-check", "playbooks/site.yml"]
+        )
         load_before = os.getloadavg()[0]
         samples: dict[str, dict[str, list[float]]] = {c: {} for c in commands}
         for n in range(args.rounds):

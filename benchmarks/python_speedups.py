@@ -20,19 +20,17 @@ after is printed; alternation spreads the machine's changes of speed over the va
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from interpreter import PLAY
+from _bench import cli_env, cpu_of, parse_rounds, rounds_parser
+from interpreter import play_commands
 
-REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 VARIANTS = ("none", "zipimport cache", "gc freeze", "both")
 
@@ -42,26 +40,6 @@ def variables(variant: str, cache: Path) -> dict[str, str]:
         "TPLABS_ZIPIMPORT_CACHE": str(cache) if variant in ("zipimport cache", "both") else "",
         "TPLABS_GC_FREEZE": "1" if variant in ("gc freeze", "both") else "",
     }
-
-
-def cpu_of(argv: list[str], extra: dict[str, str]) -> float:
-    """CPU seconds of one run of argv (it and every process it waited for)."""
-    env = dict(os.environ)
-    env.update(
-        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
-        ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
-        ANSIBLE_COLLECTIONS_PATH=os.environ.get(
-            "ANSIBLE_COLLECTIONS_PATH", str(REPO / ".collections")
-        ),
-        ANSIBLE_NOCOLOR="1",
-        **extra,
-    )
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    done = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, check=False)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if done.returncode != 0:
-        sys.exit(f"{' '.join(argv)} failed (rc {done.returncode}):\n{done.stdout[-2000:]}")
-    return (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
 
 
 def installed() -> bool:
@@ -74,21 +52,14 @@ def installed() -> bool:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=6)
-    parser.add_argument("--json", type=Path)
-    args = parser.parse_args()
-    if args.rounds < 1:
-        parser.error(f"--rounds must be 1 or more, got {args.rounds}")
+    parser = rounds_parser(__doc__)
+    args = parse_rounds(parser)
     if not installed():
         parser.error(f"{sys.executable}: the speed-ups are not in this venv (make venv)")
     with tempfile.TemporaryDirectory(prefix="bench-speedups-") as tmp:
-        play = Path(tmp) / "play.yml"
-        play.write_text(PLAY)
-        commands = {
-            "play": ["ansible-playbook", str(play)],
-            "smoke": ["ansible-playbook", "tests/integration/playbooks/smoke.yml"],
-        }
+        commands = play_commands(
+            Path(tmp), smoke=["ansible-playbook", "tests/integration/playbooks/smoke.yml"]
+        )
         cache = Path(tmp) / "zipimport"
         load_before = os.getloadavg()[0]
         samples: dict[str, dict[str, list[float]]] = {
@@ -98,7 +69,8 @@ def main() -> int:
             order = VARIANTS[n % len(VARIANTS) :] + VARIANTS[: n % len(VARIANTS)]
             for name, argv in commands.items():
                 for variant in order:
-                    samples[name][variant].append(cpu_of(argv, variables(variant, cache)))
+                    env = cli_env(BIN, **variables(variant, cache))
+                    samples[name][variant].append(cpu_of(argv, env))
         load_after = os.getloadavg()[0]
     print(f"{args.rounds} rounds, load average {load_before:.2f} before, {load_after:.2f} after")
     print(f"{'command':<8} {'variant':<16} {'median CPU s':>13} {'/ none':>7}")
