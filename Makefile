@@ -50,12 +50,7 @@ $(VENV)/.installed: requirements.txt
 # site-packages, imported at start-up only when TPLABS_ZIPIMPORT_CACHE or TPLABS_GC_FREEZE
 # is set (tests/conftest.py sets both).
 $(VENV)/.python-speedups: tests/python_speedups.py $(VENV)/.installed
-	site=$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-	rm -f "$$site"/_tplabs_zipimport_cache.*
-	cp tests/python_speedups.py "$$site/_tplabs_python_speedups.py"
-	$(BIN)/python -m compileall -q "$$site/_tplabs_python_speedups.py"
-	echo 'import os; (os.environ.get("TPLABS_ZIPIMPORT_CACHE") or os.environ.get("TPLABS_GC_FREEZE")) and __import__("_tplabs_python_speedups").from_environment(os.environ)' \
-	  > "$$site/_tplabs_python_speedups.pth"
+	$(BIN)/python tests/python_speedups.py install
 	touch $@
 
 venv: $(VENV)/.installed $(VENV)/.python-speedups

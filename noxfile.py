@@ -24,6 +24,8 @@ nox.options.reuse_existing_virtualenvs = True
 @nox.parametrize("core", CORES, ids=CORES)
 def matrix(session: nox.Session, core: str) -> None:
     session.install(f"ansible-core=={core}", *TOOLS)
+    # The test runs' Python speed-ups, as make venv puts them in the project venv.
+    session.run("python", "tests/python_speedups.py", "install")
     session.run("ansible", "--version")
     env = {
         "ANSIBLE_COLLECTIONS_PATH": f"{os.getcwd()}/.collections",

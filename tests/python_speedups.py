@@ -24,8 +24,9 @@ advises for processes that fork without exec (`gc.freeze`). 2 cores, 2026-11-30,
 and 4 alternated runs: a play of 23 tasks on 3 local hosts 5.66 -> 4.96 CPU-s, the smoke
 play (two async jobs a host and async_wait) 4.94 -> 4.08.
 
-`make venv` copies this file into the venv with a `.pth` line that calls `from_environment`
-when either variable is set, and `tests/conftest.py` sets both for every process the tests
+`make venv` puts this file in the venv (`python tests/python_speedups.py install`, as the
+nox sessions of `make test-matrix` do in theirs) with a `.pth` line that calls
+`from_environment` when either variable is set, and `tests/conftest.py` sets both for every process the tests
 start. Molecule's create (molecule/shared/create.yml) puts the cache in each container's
 python3 with what the local runs compiled (`python tests/python_speedups.py push
 CONTAINER...`), before a lane's snapshot; the other containers of the tests run without it.
@@ -161,13 +162,11 @@ def push(container: str, local: str) -> str:
     name = os.path.basename(os.path.normpath(local)) or "zipimport"
     cache = f"{CONTAINER_CACHES}/{name}"
     with tempfile.TemporaryDirectory() as tmp:
-        module = os.path.join(tmp, "_tplabs_python_speedups.py")
+        module = os.path.join(tmp, f"{NAME}.py")
         shutil.copy(__file__, module)
-        pth = os.path.join(tmp, "_tplabs_python_speedups.pth")
+        pth = os.path.join(tmp, f"{NAME}.pth")
         with open(pth, "w", encoding="utf-8") as out:
-            out.write(
-                f"import _tplabs_python_speedups as c; c.install_zipimport_cache({cache!r})\n"
-            )
+            out.write(f"import {NAME} as c; c.install_zipimport_cache({cache!r})\n")
         pushes = [["file", "push", module, pth, f"{container}{CONTAINER_SITE}/"]]
         if os.path.isdir(local):
             pushes.append(["file", "push", "-r", "-p", local, f"{container}{CONTAINER_CACHES}/"])
@@ -178,12 +177,40 @@ def push(container: str, local: str) -> str:
     return ""
 
 
+NAME = "_tplabs_python_speedups"  # this module's name where it is installed
+# The venv's line: the module imported only when a variable asks for a speed-up.
+VENV_PTH = (
+    'import os; (os.environ.get("TPLABS_ZIPIMPORT_CACHE") or os.environ.get("TPLABS_GC_FREEZE"))'
+    f' and __import__("{NAME}").from_environment(os.environ)\n'
+)
+
+
+def install_here() -> str:
+    """This module and its `.pth` line in the site-packages of the Python running it (make
+    venv, the nox sessions of make test-matrix): the directory."""
+    import compileall  # here: every Python start with a variable set imports this module
+    import shutil
+    import sysconfig
+
+    site = sysconfig.get_paths()["purelib"]
+    module = os.path.join(site, f"{NAME}.py")
+    shutil.copy(__file__, module)
+    compileall.compile_file(module, quiet=1)  # loaded at every start: compiled once here
+    with open(os.path.join(site, f"{NAME}.pth"), "w", encoding="utf-8") as out:
+        out.write(VENV_PTH)
+    return site
+
+
 def main(argv: list[str]) -> int:
-    """`push CONTAINER...`: the cache of TPLABS_ZIPIMPORT_CACHE into each container."""
-    local = os.environ.get("TPLABS_ZIPIMPORT_CACHE", "")
+    """`install`: into this Python's site-packages. `push CONTAINER...`: the cache of
+    TPLABS_ZIPIMPORT_CACHE into each container."""
+    if argv == ["install"]:
+        print(f"{NAME} installed in {install_here()}")
+        return 0
     if len(argv) < 2 or argv[0] != "push":
-        print("usage: python_speedups.py push CONTAINER...", file=sys.stderr)
+        print("usage: python_speedups.py install | push CONTAINER...", file=sys.stderr)
         return 2
+    local = os.environ.get("TPLABS_ZIPIMPORT_CACHE", "")
     if not local:
         return 0  # the cache is off: the containers run without it too
     errors = [error for container in argv[1:] if (error := push(container, local))]
