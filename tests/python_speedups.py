@@ -7,7 +7,7 @@ directory). Every Ansible module runs from an AnsiballZ payload: a zip of the mo
 `.py` of a zip on every import (it reads `.pyc` files from a zip, never writes them; Python
 3.11 even compiles each twice, once more to learn its file name), so each module run
 compiles `ansible.module_utils.basic` and its imports again: on 2 cores, 2026-11-30, a
-`command` module run took 0.32 CPU-s, 0.20 with this cache (benchmarks/test-suite.md). With
+`command` module's AnsiballZ file run alone took 0.32 CPU-s, 0.20 with this cache. With
 the cache, `zipimport` loads a module's code object from the directory when a file of the
 same Python bytecode version, module name and source was compiled before, else compiles it
 and stores it there: the code run is the code Python would have compiled from the same
@@ -26,10 +26,11 @@ play (two async jobs a host and async_wait) 4.94 -> 4.08.
 
 `make venv` puts this file in the venv (`python tests/python_speedups.py install`, as the
 nox sessions of `make test-matrix` do in theirs) with a `.pth` line that calls
-`from_environment` when either variable is set, and `tests/conftest.py` sets both for every process the tests
-start. Molecule's create (molecule/shared/create.yml) puts the cache in each container's
-python3 with what the local runs compiled (`python tests/python_speedups.py push
-CONTAINER...`), before a lane's snapshot; the other containers of the tests run without it.
+`from_environment` when either variable is set, and `tests/conftest.py` sets both for every
+process the tests start. Molecule's create (molecule/shared/create.yml) puts the cache in
+each container's python3 with what the local runs compiled (`python tests/python_speedups.py
+push CONTAINER...`), before a lane's snapshot; the other containers of the tests run
+without it.
 """
 
 from __future__ import annotations
@@ -54,6 +55,12 @@ if TYPE_CHECKING:
 
 CodeType = type(compile("", "", "exec"))
 
+NAME = "_tplabs_python_speedups"  # this module's name where it is installed
+# The venv's line: the module imported only when a variable asks for a speed-up.
+VENV_PTH = (
+    'import os; (os.environ.get("TPLABS_ZIPIMPORT_CACHE") or os.environ.get("TPLABS_GC_FREEZE"))'
+    f' and __import__("{NAME}").from_environment(os.environ)\n'
+)
 # In a container (push): where python3 reads .pth files, and where the cache goes.
 CONTAINER_SITE = "/usr/lib/python3/dist-packages"
 CONTAINER_CACHES = "/var/cache/tplabs"
@@ -130,12 +137,12 @@ def install_zipimport_cache(directory: str) -> None:
     sys.path_importer_cache.clear()
 
 
-_FROZEN: list[int] = []  # the pid that froze, once per process tree
+_FROZEN: list[bool] = []  # not empty once this process, or the one it forked from, froze
 
 
 def _freeze_once() -> None:
     if not _FROZEN:
-        _FROZEN.append(os.getpid())
+        _FROZEN.append(True)
         gc.freeze()
 
 
@@ -175,14 +182,6 @@ def push(container: str, local: str) -> str:
             if done.returncode != 0:
                 return f"incus {' '.join(args)} failed: {done.stderr.strip()}"
     return ""
-
-
-NAME = "_tplabs_python_speedups"  # this module's name where it is installed
-# The venv's line: the module imported only when a variable asks for a speed-up.
-VENV_PTH = (
-    'import os; (os.environ.get("TPLABS_ZIPIMPORT_CACHE") or os.environ.get("TPLABS_GC_FREEZE"))'
-    f' and __import__("{NAME}").from_environment(os.environ)\n'
-)
 
 
 def install_here() -> str:
